@@ -1,0 +1,21 @@
+"""ase_crystalgen: representative and generated crystal structures for ASE.
+
+Main entry points::
+
+    from ase_crystalgen import ACEDescriptor, DescriptorTarget, GRSObjective, GRSCalculator
+"""
+
+__version__ = "0.1.0"
+
+from .calculators import GRSCalculator  # noqa: E402
+from .descriptors import ACEDescriptor  # noqa: E402
+from .grs import CoreRepulsion, DescriptorTarget, GRSObjective  # noqa: E402
+
+__all__ = [
+    "ACEDescriptor",
+    "CoreRepulsion",
+    "DescriptorTarget",
+    "GRSCalculator",
+    "GRSObjective",
+    "__version__",
+]

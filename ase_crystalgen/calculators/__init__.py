@@ -1,0 +1,5 @@
+"""ASE calculators."""
+
+from .grs import GRSCalculator, make_target
+
+__all__ = ["GRSCalculator", "make_target"]

@@ -1,0 +1,306 @@
+"""The GRS objective: moments of descriptor distributions and the distance between them.
+
+Nothing here knows about ASE calculators; it works on descriptor arrays. The calculator,
+the annealer and the genetic algorithm all call :class:`GRSObjective`.
+
+Definitions
+-----------
+For descriptor rows ``B`` (n, F) of one structure (or of several pooled together):
+
+* ``M_1 = mean_i B_i``; for ``p >= 2`` the central moments ``M_p = mean_i (B_i - M_1)^p``
+  (variance, third and fourth central moments);
+* per-descriptor scales ``s_f`` (from the target) make the differences dimensionless:
+  ``D_p = (M_p(B) - M_p(target)) / s^p``;
+* the score ``Q = sum_p alpha_p * mean_f |D_{p,f}|`` (eq. 13 of the GRS paper, averaged
+  over descriptors so that weights mean the same whatever the basis size). ``|x|`` may be
+  smoothed as ``sqrt(x^2 + delta^2) - delta`` (exactly 0 at 0, differentiable
+  everywhere). Negative ``alpha_p`` turn matching into avoiding ("reverse GRS").
+
+The gradient with respect to row ``i`` is exact:
+``dM_1/dB_i = 1/n`` and ``dM_p/dB_i = p/n [(B_i - M_1)^(p-1) - M_(p-1)]`` (``M_1`` taken
+as 0 inside the bracket).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+MOMENT_NAMES = {1: "mean", 2: "variance", 3: "third central moment", 4: "fourth central moment"}
+
+
+def central_moments(B: np.ndarray, orders=(1, 2)) -> dict[int, np.ndarray]:
+    """Mean (order 1) and central moments (orders >= 2) over rows of ``B``."""
+    B = np.asarray(B, dtype=float)
+    if B.ndim != 2 or B.shape[0] == 0:
+        raise ValueError(f"need a non-empty (n, F) descriptor array, got shape {B.shape}")
+    mean = B.mean(axis=0)
+    out = {}
+    dev = B - mean
+    for p in orders:
+        out[p] = mean if p == 1 else np.mean(dev**p, axis=0)
+    return out
+
+
+class DescriptorTarget:
+    """Moments of a target descriptor distribution.
+
+    Parameters
+    ----------
+    descriptors : (n, F) per-atom descriptors of the target (all atoms pooled).
+    orders : which moments to keep (1 = mean, 2 = variance, 3, 4 central moments).
+    scale : per-descriptor scales (F,), or ``"rms"`` (default): the root mean square of
+        each descriptor over the target, pooled over centre-species blocks when
+        ``block_size`` is given, floored at ``floor`` times the median non-zero scale so
+        that descriptors absent from the target still count.
+    block_size : descriptors per centre species (``ACEDescriptor.n_per_species``).
+
+    Use :meth:`from_structures` (one ``Atoms``, a list, a trajectory or any file ASE reads)
+    or :meth:`from_arrays` rather than the constructor in most cases.
+    """
+
+    def __init__(
+        self,
+        descriptors: np.ndarray,
+        orders: Sequence[int] = (1, 2, 3, 4),
+        scale: str | np.ndarray = "rms",
+        block_size: int | None = None,
+        floor: float = 0.1,
+        elements: Sequence[str] | None = None,
+    ):
+        B = np.asarray(descriptors, dtype=float)
+        if B.ndim != 2 or B.shape[0] == 0:
+            raise ValueError(f"target descriptors must be a non-empty (n, F) array, got {B.shape}")
+        if not np.all(np.isfinite(B)):
+            raise ValueError("target descriptors contain NaN or inf")
+        orders = tuple(sorted(set(int(p) for p in orders)))
+        if not orders or min(orders) < 1 or max(orders) > 4:
+            raise ValueError(f"moment orders must be within 1..4, got {orders}")
+        self.orders = orders
+        self.n_samples, self.n_features = B.shape
+        self.moments = central_moments(B, orders)
+        self.block_size = block_size
+        self.elements = list(elements) if elements is not None else None
+        if isinstance(scale, str):
+            if scale != "rms":
+                raise ValueError(f"unknown scale {scale!r}; use 'rms' or an array")
+            self.scale = self._rms_scale(B, block_size, floor)
+        else:
+            s = np.asarray(scale, dtype=float)
+            if s.shape != (self.n_features,) or np.any(s <= 0) or not np.all(np.isfinite(s)):
+                raise ValueError("scale must be a positive finite array of length n_features")
+            self.scale = s
+
+    @staticmethod
+    def _rms_scale(B, block_size, floor):
+        F = B.shape[1]
+        ms = np.mean(B**2, axis=0)
+        if block_size:
+            if F % block_size:
+                raise ValueError(f"{F} features are not a whole number of blocks of {block_size}")
+            pooled = ms.reshape(-1, block_size).sum(axis=0)
+            ms = np.tile(pooled, F // block_size)
+        s = np.sqrt(ms)
+        nz = s[s > 0]
+        ref = np.median(nz) if len(nz) else 1.0
+        return np.maximum(s, floor * ref)
+
+    # ---------------------------------------------------------------- constructors
+    @classmethod
+    def from_structures(cls, structures, descriptor, orders=(1, 2, 3, 4), progress=False,
+                        **kwargs) -> DescriptorTarget:
+        """Target from one ``Atoms``, a list of them, or a file/trajectory path (all frames).
+
+        ``descriptor`` is an object with ``compute(atoms)`` (e.g. ``ACEDescriptor``).
+        """
+        from ase import Atoms
+
+        if isinstance(structures, (str, os.PathLike)):
+            from ase.io import read
+
+            path = os.fspath(structures)
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"target file {path} does not exist")
+            try:
+                structures = read(path, index=":")
+            except Exception as exc:  # ASE raises many kinds for corrupt files
+                raise ValueError(f"could not read target file {path}: {exc}") from exc
+        if isinstance(structures, Atoms):
+            structures = [structures]
+        structures = list(structures)
+        if not structures:
+            raise ValueError("target needs at least one structure")
+        Bs = descriptor.compute_many(structures, progress=progress)
+        B = np.concatenate(Bs, axis=0)
+        kwargs.setdefault("block_size", getattr(descriptor, "n_per_species", None))
+        kwargs.setdefault("elements", getattr(descriptor, "elements", None))
+        return cls(B, orders=orders, **kwargs)
+
+    @classmethod
+    def from_arrays(cls, arrays, orders=(1, 2, 3, 4), **kwargs) -> DescriptorTarget:
+        """Target from one (n, F) array or a list of them (pooled)."""
+        if isinstance(arrays, np.ndarray):
+            arrays = [arrays]
+        return cls(np.concatenate([np.asarray(a, float) for a in arrays], 0), orders, **kwargs)
+
+    def save(self, path) -> None:
+        """Write the moments and scales to an ``.npz`` file (atomically)."""
+        tmp = f"{os.fspath(path)}.tmp.npz"
+        np.savez(
+            tmp, orders=np.array(self.orders), scale=self.scale, n_samples=self.n_samples,
+            block_size=-1 if self.block_size is None else self.block_size,
+            elements=np.array(self.elements or [], dtype=str),
+            **{f"m{p}": m for p, m in self.moments.items()},
+        )
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path) -> DescriptorTarget:
+        try:
+            with np.load(path) as z:
+                obj = cls.__new__(cls)
+                obj.orders = tuple(int(p) for p in z["orders"])
+                obj.scale = z["scale"]
+                obj.n_samples = int(z["n_samples"])
+                obj.n_features = len(obj.scale)
+                bs = int(z["block_size"])
+                obj.block_size = None if bs < 0 else bs
+                els = [str(e) for e in z["elements"]]
+                obj.elements = els or None
+                obj.moments = {p: z[f"m{p}"] for p in obj.orders}
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(f"{path} is not a valid DescriptorTarget file: {exc}") from exc
+        return obj
+
+
+class GRSObjective:
+    """Distance between descriptor moments and a target (GRS eq. 13-15).
+
+    Parameters
+    ----------
+    target : :class:`DescriptorTarget`.
+    weights : ``{order: alpha}`` (or a sequence, ``alpha_1, alpha_2, ...``). Orders must be
+        among the target's. Negative weights push away from the target.
+    smoothing : ``delta`` of the smooth absolute value (0 for the plain ``|x|``).
+    w_inter, w_intra : weights of the single-structure term and of the joint (ensemble)
+        term against ``context`` (eq. 15).
+    context : descriptor arrays of other structures already in the ensemble; the intra
+        term pools them with the candidate.
+    """
+
+    def __init__(self, target: DescriptorTarget, weights=(1.0, 1.0), smoothing: float = 1e-3,
+                 w_inter: float = 1.0, w_intra: float = 0.0, context=None):
+        if isinstance(weights, dict):
+            w = {int(k): float(v) for k, v in weights.items()}
+        else:
+            w = {p + 1: float(v) for p, v in enumerate(weights)}
+        missing = [p for p in w if p not in target.orders]
+        if missing:
+            raise ValueError(f"weights for moment orders {missing} but the target keeps only "
+                             f"orders {target.orders}")
+        if smoothing < 0:
+            raise ValueError("smoothing must be >= 0")
+        self.target, self.weights, self.smoothing = target, w, float(smoothing)
+        self.w_inter, self.w_intra = float(w_inter), float(w_intra)
+        self.set_context(context)
+
+    def set_context(self, context) -> None:
+        """Descriptors of the other structures of an ensemble (list of (n_k, F) arrays)."""
+        if context is None or len(context) == 0:
+            self.context = None
+        else:
+            self.context = np.concatenate([np.asarray(c, float) for c in context], 0)
+            self._check(self.context)
+
+    def _check(self, B):
+        if B.ndim != 2 or B.shape[1] != self.target.n_features:
+            raise ValueError(f"descriptor array has shape {B.shape}; the target has "
+                             f"{self.target.n_features} features")
+        if not np.all(np.isfinite(B)):
+            raise ValueError("descriptors contain NaN or inf")
+
+    def _abs(self, x):
+        d = self.smoothing
+        if d == 0:
+            return np.abs(x), np.sign(x)
+        s = np.sqrt(x * x + d * d)
+        return s - d, x / s
+
+    def differences(self, B: np.ndarray) -> dict[int, np.ndarray]:
+        """Scaled moment differences ``D_p`` (F,) of rows ``B`` against the target."""
+        B = np.asarray(B, float)
+        self._check(B)
+        m = central_moments(B, tuple(self.weights))
+        s = self.target.scale
+        return {p: (m[p] - self.target.moments[p]) / s**p for p in self.weights}
+
+    def _distance(self, B: np.ndarray, grad: bool):
+        """Single-distribution score of the pooled rows ``B`` and its gradient."""
+        n, F = B.shape
+        mean = B.mean(axis=0)
+        dev = B - mean
+        s = self.target.scale
+        Q = 0.0
+        G = np.zeros_like(B) if grad else None
+        for p, alpha in self.weights.items():
+            if p == 1:
+                Mp = mean
+            else:
+                Mp = np.mean(dev**p, axis=0)
+            D = (Mp - self.target.moments[p]) / s**p
+            a, da = self._abs(D)
+            Q += alpha * a.mean()
+            if grad:
+                coef = alpha * da / (F * s**p)  # dQ/dM_p
+                if p == 1:
+                    G += coef / n
+                else:
+                    lower = 0.0 if p == 2 else np.mean(dev ** (p - 1), axis=0)
+                    G += (p / n) * (dev ** (p - 1) - lower) * coef
+        return Q, G
+
+    def score(self, B: np.ndarray) -> float:
+        """Total objective ``w_inter Q(B) + w_intra Q(B + context)``."""
+        return self.score_and_gradient(B, grad=False)[0]
+
+    def score_and_gradient(self, B: np.ndarray, grad: bool = True):
+        """``(Q, dQ/dB)`` of one structure's descriptor rows ``B`` (n, F)."""
+        B = np.asarray(B, float)
+        self._check(B)
+        Q, G = 0.0, (np.zeros_like(B) if grad else None)
+        if self.w_inter:
+            q, g = self._distance(B, grad)
+            Q += self.w_inter * q
+            if grad:
+                G += self.w_inter * g
+        if self.w_intra and self.context is not None:
+            pooled = np.concatenate([B, self.context], 0)
+            q, g = self._distance(pooled, grad)
+            Q += self.w_intra * q
+            if grad:
+                G += self.w_intra * g[: len(B)]
+        elif self.w_intra:
+            q, g = self._distance(B, grad)  # an ensemble of one
+            Q += self.w_intra * q
+            if grad:
+                G += self.w_intra * g
+        return Q, G
+
+    def ensemble_score(self, Bs: Sequence[np.ndarray], grad: bool = True):
+        """Joint (intra) score of several structures pooled (eq. 14) and the gradient
+        with respect to each structure's rows."""
+        Bs = [np.asarray(b, float) for b in Bs]
+        for b in Bs:
+            self._check(b)
+        pooled = np.concatenate(Bs, 0)
+        Q, G = self._distance(pooled, grad)
+        if not grad:
+            return Q, None
+        splits = np.cumsum([len(b) for b in Bs])[:-1]
+        return Q, np.split(G, splits)
+
+    def todict(self) -> dict:
+        return {"weights": self.weights, "smoothing": self.smoothing,
+                "w_inter": self.w_inter, "w_intra": self.w_intra}
