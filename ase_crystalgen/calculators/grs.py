@@ -83,7 +83,7 @@ class GRSCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "forces", "stress", "score", "core_energy"]
     default_parameters = {
         "weights": (1.0, 1.0),
-        "smoothing": 1e-3,
+        "smoothing": 1e-4,
         "w_inter": 1.0,
         "w_intra": 0.0,
     }

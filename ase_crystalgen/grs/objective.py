@@ -53,8 +53,9 @@ class DescriptorTarget:
     orders : which moments to keep (1 = mean, 2 = variance, 3, 4 central moments).
     scale : per-descriptor scales (F,), or ``"rms"`` (default): the root mean square of
         each descriptor over the target, pooled over centre-species blocks when
-        ``block_size`` is given, floored at ``floor`` times the median non-zero scale so
-        that descriptors absent from the target still count.
+        ``block_size`` is given, floored at ``floor`` times the median of the scales that
+        are not zero (to round-off) so that descriptors absent from the target, or zero
+        in it by symmetry, still count on a sensible scale.
     block_size : descriptors per centre species (``ACEDescriptor.n_per_species``).
 
     Use :meth:`from_structures` (one ``Atoms``, a list, a trajectory or any file ASE reads)
@@ -103,7 +104,8 @@ class DescriptorTarget:
             pooled = ms.reshape(-1, block_size).sum(axis=0)
             ms = np.tile(pooled, F // block_size)
         s = np.sqrt(ms)
-        nz = s[s > 0]
+        # descriptors that vanish by symmetry come out at round-off level: not a scale
+        nz = s[s > 1e-8 * s.max()] if s.max() > 0 else s[:0]
         ref = np.median(nz) if len(nz) else 1.0
         return np.maximum(s, floor * ref)
 
@@ -190,7 +192,7 @@ class GRSObjective:
         term pools them with the candidate.
     """
 
-    def __init__(self, target: DescriptorTarget, weights=(1.0, 1.0), smoothing: float = 1e-3,
+    def __init__(self, target: DescriptorTarget, weights=(1.0, 1.0), smoothing: float = 1e-4,
                  w_inter: float = 1.0, w_intra: float = 0.0, context=None):
         if isinstance(weights, dict):
             w = {int(k): float(v) for k, v in weights.items()}
