@@ -1,12 +1,19 @@
-"""Neighbour lists: a dense all-images search for small cells (fast for the tens of atoms
-GRS works with, and exact when the cutoff sphere spans many periodic images) and ASE's
-linear-scaling list for large ones."""
+"""Neighbour lists.
+
+``vesin`` (a compiled cell list, linear scaling, general triclinic and mixed periodic
+cells) when it is installed; otherwise a dense all-images search for small cells (exact
+when the cutoff sphere spans many periodic images) and ASE's list for large ones."""
 
 from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
 from ase.neighborlist import neighbor_list
+
+try:
+    import vesin as _vesin
+except ImportError:  # pragma: no cover - vesin is a dependency, the fallback is kept
+    _vesin = None
 
 #: above this many candidate distances the dense search hands over to ASE's cell list
 DENSE_LIMIT = 400_000
@@ -34,6 +41,20 @@ def neighbor_pairs(atoms: Atoms, cutoff: float):
     cell = atoms.cell.array
     if N == 0:
         return np.zeros(0, int), np.zeros(0, int), np.zeros((0, 3))
+    if _vesin is not None:
+        box = cell if np.any(pbc) else np.zeros((3, 3))
+        nl = _vesin.NeighborList(cutoff=float(cutoff), full_list=True)
+        i, j, vec = nl.compute(points=atoms.positions, box=box, periodic=pbc.tolist()
+                               if np.any(pbc) else False, quantities="ijD")
+        return i.astype(np.intp), j.astype(np.intp), vec
+    return dense_neighbor_pairs(atoms, cutoff)
+
+
+def dense_neighbor_pairs(atoms: Atoms, cutoff: float):
+    """:func:`neighbor_pairs` without vesin: all images densely, or ASE for big cells."""
+    N = len(atoms)
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    cell = atoms.cell.array
     if np.any(pbc):
         nrep = image_ranges(cell, pbc, cutoff)
         n_shifts = int(np.prod(2 * nrep + 1))
