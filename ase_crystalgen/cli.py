@@ -1,2 +1,192 @@
-def main(argv=None):
+"""Command line: ``crystalgen demo``, ``crystalgen descriptors`` and ``crystalgen score``.
+
+Usage errors from argparse exit with code 2 as usual; errors in the inputs (a missing or
+unreadable file, an unknown element, a structure with elements the descriptor lacks) print
+one line, ``crystalgen: error: ...``, to stderr and return 2 as well, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+
+from . import __version__
+
+PROG = "crystalgen"
+
+
+class InputError(Exception):
+    """A problem with the user's input: reported in one line, exit code 2."""
+
+
+def _read_all(path: str, what: str) -> list:
+    """All frames of an ASE-readable file, or an :class:`InputError` naming the file."""
+    from ase.io import read
+
+    if not os.path.exists(path):
+        raise InputError(f"{what} file not found: {path}")
+    if os.path.isdir(path):
+        raise InputError(f"{what} path is a directory, not a structure file: {path}")
+    try:
+        frames = read(path, index=":")
+    except Exception as exc:  # ASE raises many kinds for unknown or corrupt files
+        raise InputError(f"could not read {what} file {path}: {exc}") from exc
+    if not frames:
+        raise InputError(f"{what} file {path} holds no structures")
+    return frames
+
+
+def _elements_in(frames) -> list[str]:
+    """Elements in order of first appearance."""
+    seen: dict[str, None] = {}
+    for atoms in frames:
+        seen.update(dict.fromkeys(atoms.get_chemical_symbols()))
+    return list(seen)
+
+
+def _descriptor(elements, nmax=None, lmax=None, cutoff=None):
+    from .descriptors import PAPER_LMAX, PAPER_NMAX, ACEDescriptor
+
+    nmax = tuple(nmax) if nmax else PAPER_NMAX
+    lmax = tuple(lmax) if lmax else PAPER_LMAX
+    if len(nmax) != len(lmax):
+        raise InputError(f"--nmax {list(nmax)} and --lmax {list(lmax)} must have the same length "
+                         "(one entry per rank)")
+    return ACEDescriptor(elements, nmax=nmax, lmax=lmax, cutoffs=cutoff)
+
+
+# --------------------------------------------------------------------------- commands
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, seed=args.seed, quick=args.quick, progress=not args.no_progress)
     return 0
+
+
+def _cmd_descriptors(args) -> int:
+    import numpy as np
+
+    frames = _read_all(args.file, "structure")
+    elements = args.elements or _elements_in(frames)
+    desc = _descriptor(elements, args.nmax, args.lmax, args.cutoff)
+    arrays = desc.compute_many(frames, progress=args.progress)
+    B = np.concatenate(arrays, axis=0)
+
+    ranks = Counter(inv.rank for inv in desc.basis.invariants)
+    n_atoms = sum(len(a) for a in frames)
+    print(f"{args.file}: {len(frames)} frame(s), {n_atoms} atoms, elements {desc.elements}")
+    print(f"ACE nmax={list(desc.nmax)} lmax={list(desc.lmax)}: {desc.n_per_species} descriptors "
+          f"per centre element, {desc.n_features} features per atom")
+    print("rank  per element")
+    for rank in sorted(ranks):
+        print(f"{rank:>4}  {ranks[rank]:>11}")
+    if args.out:
+        np.save(args.out, B)
+        print(f"wrote {B.shape} array (atoms of all frames in order x features) to {args.out}")
+    return 0
+
+
+def _cmd_score(args) -> int:
+    from .calculators import GRSCalculator
+
+    candidates = _read_all(args.candidate, "candidate")
+    targets = _read_all(args.target, "target")
+    elements = _elements_in(targets + candidates)
+    weights = tuple(args.weights)
+    if not 1 <= len(weights) <= 4:
+        raise InputError(f"--weights takes 1 to 4 moment weights, got {len(weights)}")
+    calc = GRSCalculator(target=targets, descriptor=_descriptor(elements, cutoff=args.cutoff),
+                         weights=weights, core_repulsion=False)
+    n_target = sum(len(a) for a in targets)
+    print(f"target {args.target}: {len(targets)} frame(s), {n_target} atoms; "
+          f"weights {list(weights)}")
+    for k, atoms in enumerate(candidates):
+        label = args.candidate if len(candidates) == 1 else f"{args.candidate}@{k}"
+        print(f"{label}: {atoms.get_chemical_formula()}  score {calc.score(atoms):.8g}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Representative and generated crystal structures for ASE.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("demo", help="GRS of a random Cu3Au alloy (writes files and a figure)",
+                       description="Build a GRS of an EMT-relaxed random Cu3Au alloy.")
+    p.add_argument("--out", default="demo-output", help="output folder (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="few steps, for a smoke test")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("descriptors", help="per-atom ACE descriptors of a structure file",
+                       description="Per-atom ACE descriptors of all frames of FILE.")
+    p.add_argument("file", metavar="FILE", help="any structure file ASE reads (all frames)")
+    p.add_argument("--elements", nargs="+", metavar="EL",
+                   help="elements of the descriptor, in order (default: those in FILE)")
+    p.add_argument("--nmax", nargs="+", type=int, metavar="N",
+                   help="radial limits per rank (default: 8 2 2 1)")
+    p.add_argument("--lmax", nargs="+", type=int, metavar="L",
+                   help="angular limits per rank (default: 0 2 2 1)")
+    p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs "
+                   "(default: twice the sum of van der Waals radii)")
+    p.add_argument("--out", metavar="OUT.npy", help="save the (atoms, features) array")
+    p.add_argument("--progress", action="store_true", help="progress bar over frames")
+    p.set_defaults(func=_cmd_descriptors)
+
+    p = sub.add_parser("score", help="GRS score of a candidate against a target",
+                       description="GRS score (moment distance of ACE descriptors) of each "
+                                   "frame of CANDIDATE against all frames of TARGET pooled.")
+    p.add_argument("candidate", metavar="CANDIDATE", help="structure file (each frame scored)")
+    p.add_argument("target", metavar="TARGET", help="structure file (all frames pooled)")
+    p.add_argument("--weights", nargs="+", type=float, default=[1.0, 1.0], metavar="W",
+                   help="weights of mean, variance, ... (default: 1 1)")
+    p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs")
+    p.set_defaults(func=_cmd_score)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``crystalgen`` command line.
+
+    Parameters
+    ----------
+    argv : arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit code: 0 on success, 2 for usage errors and bad inputs.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors; keep main() returning
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return args.func(args)
+    except (InputError, ValueError, FileNotFoundError) as exc:
+        # ValueError: the package's own messages (unknown element, elements outside the
+        # descriptor, overlapping atoms) are already written for users
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"{PROG}: error: {msg}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # output piped into e.g. `head`: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,6 +4,19 @@ from ase import Atoms
 from ase.build import bulk
 
 
+@pytest.fixture(autouse=True)
+def _single_threaded_blas():
+    # FrechetCellFilter does 3x3 matrix functions every step; with OpenBLAS threads on a
+    # busy 2-core machine those were 10x slower than on one thread
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
@@ -28,6 +41,7 @@ def random_cell(rng, symbols, n_atoms=8, volume_per_atom=14.0, min_dist=1.9, cub
     while len(atoms) < n_atoms:
         frac = rng.uniform(size=3)
         trial = atoms + Atoms(symbols[len(atoms) % len(symbols)], scaled_positions=[frac], cell=cell)
-        if len(trial) == 1 or trial.get_distances(len(trial) - 1, range(len(trial) - 1), mic=True).min() > min_dist:
+        last = len(trial) - 1
+        if last == 0 or trial.get_distances(last, range(last), mic=True).min() > min_dist:
             atoms = trial
     return atoms

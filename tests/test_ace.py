@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk, molecule
+from conftest import l12_aucu3, random_cell
 from numpy.polynomial import chebyshev
 from scipy.spatial.transform import Rotation
 from sympy.physics.quantum.cg import CG
@@ -11,8 +12,6 @@ from sympy.physics.wigner import wigner_3j
 
 from ase_crystalgen.descriptors import ACEDescriptor
 from ase_crystalgen.descriptors.radial import cheb_exp_cos
-
-from conftest import l12_aucu3, random_cell
 
 SMALL = dict(nmax=(4, 2, 2, 1), lmax=(0, 2, 2, 1))
 

@@ -74,8 +74,9 @@ def test_clebsch_gordan_matches_sympy():
             for J in range(abs(j1 - j2), j1 + j2 + 1):
                 for m1 in range(-j1, j1 + 1):
                     for m2 in range(-j2, j2 + 1):
-                        ref = float(CG(j1, m1, j2, m2, J, m1 + m2).doit()) if abs(m1 + m2) <= J else 0
-                        assert clebsch_gordan(j1, m1, j2, m2, J, m1 + m2) == pytest.approx(ref, abs=1e-14)
+                        M = m1 + m2
+                        ref = float(CG(j1, m1, j2, m2, J, M).doit()) if abs(M) <= J else 0
+                        assert clebsch_gordan(j1, m1, j2, m2, J, M) == pytest.approx(ref, abs=1e-14)
 
 
 def test_coupling_trees_enumerate_intermediate_couplings():
@@ -88,7 +89,8 @@ def test_coupling_trees_enumerate_intermediate_couplings():
 
 
 @pytest.mark.parametrize(
-    "ls", [(1, 1), (2, 2), (0, 1, 1), (1, 1, 2), (2, 2, 2), (1, 2, 3), (1, 1, 1, 1), (2, 1, 1, 2), (2, 2, 2, 2)]
+    "ls",
+    [(1, 1), (2, 2), (0, 1, 1), (1, 1, 2), (2, 2, 2), (1, 2, 3), (1, 1, 1, 1), (2, 1, 1, 2), (2, 2, 2, 2)],
 )
 def test_couplings_are_rotation_invariant(ls, rng):
     R = Rotation.random(random_state=7).as_matrix()

@@ -9,10 +9,9 @@ from ase.filters import FrechetCellFilter
 from ase.io import write
 from ase.optimize import BFGS, FIRE
 from ase.optimize.sciopt import SciPyFminCG
+from conftest import l12_aucu3, random_cell
 
 from ase_crystalgen import ACEDescriptor, CoreRepulsion, DescriptorTarget, GRSCalculator
-
-from conftest import l12_aucu3, random_cell
 
 SMALL = dict(nmax=(4, 2, 2, 1), lmax=(0, 2, 2, 1))
 
@@ -101,6 +100,11 @@ def test_targets_from_file_list_and_array_agree(tmp_path):
     t.save(tmp_path / "target.npz")
     d = GRSCalculator(str(tmp_path / "target.npz"), descriptor=desc).score(cand)
     assert b == pytest.approx(a, rel=1e-7)  # extxyz stores 8 decimals
+    # without a descriptor, the elements come from the file
+    default = GRSCalculator(str(tmp_path / "target.extxyz"))
+    assert default.descriptor.elements == ["Au", "Cu"]
+    with pytest.raises(FileNotFoundError, match="target file .*missing.xyz does not exist"):
+        GRSCalculator(str(tmp_path / "missing.xyz"))
     assert c == pytest.approx(a, rel=1e-12)
     assert d == pytest.approx(a, rel=1e-12)
 

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 from ase.build import bulk, molecule
 from ase.neighborlist import neighbor_list
+from conftest import random_cell
 
 from ase_crystalgen.descriptors.neighbors import dense_neighbor_pairs, neighbor_pairs
-
-from conftest import random_cell
 
 
 def as_set(i, j, vec):

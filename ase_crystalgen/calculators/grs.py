@@ -9,7 +9,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from ..descriptors import ACEDescriptor
-from ..grs.objective import DescriptorTarget, GRSObjective
+from ..grs.objective import DescriptorTarget, GRSObjective, read_structures
 from ..grs.repulsion import CoreRepulsion
 
 
@@ -98,6 +98,8 @@ class GRSCalculator(Calculator):
         for name, value in (("smoothing", smoothing), ("w_inter", w_inter), ("w_intra", w_intra)):
             if value is not None:
                 self.parameters[name] = value
+        if isinstance(target, (str, os.PathLike)) and not os.fspath(target).endswith(".npz"):
+            target = read_structures(target)
         if descriptor is None:
             els = _elements_of(target)
             for e in elements or []:

@@ -239,12 +239,7 @@ class ACEDescriptor:
 
     # ------------------------------------------------------------------ internals
     def _expand(self, fw: _Forward) -> np.ndarray:
-        K = self.n_per_species
-        out = np.zeros((fw.n_atoms, len(self.elements) * K))
-        for s in range(len(self.elements)):
-            sel = fw.species == s
-            out[sel, s * K:(s + 1) * K] = fw.B_local[sel]
-        return out
+        return self.expand(fw.B_local, fw.species)
 
     def _pairs(self, atoms: Atoms, species: np.ndarray):
         if np.any(atoms.pbc):
@@ -265,7 +260,7 @@ class ACEDescriptor:
 
     def _forward(self, atoms: Atoms, need_grad: bool) -> _Forward:
         species = self.species_of(atoms)
-        N, ns = len(atoms), len(self.elements)
+        N = len(atoms)
         i, j, vec, r, rc = self._pairs(atoms, species)
         u = vec / r[:, None] if len(r) else np.zeros((0, 3))
         g, dg = cheb_exp_cos(r, rc, self.lambda_fraction * rc, self.basis.nmax_all)
@@ -273,12 +268,55 @@ class ACEDescriptor:
             Y, dY = real_sph_harm(u, self.basis.lmax_all, grad=True)
         else:
             Y, dY = real_sph_harm(u, self.basis.lmax_all), None
-        phi = g[:, self.basis.a_n] * Y[:, self._a_lm]  # (P, na)
-        rows = i * ns + species[j]
-        M = csr_matrix((np.ones(len(i)), (rows, np.arange(len(i)))), shape=(N * ns, len(i)))
-        A = np.asarray(M @ phi).reshape(N, ns * self.basis.n_a)
+        rows = i * len(self.elements) + species[j]
+        A = self._assemble(g, Y, rows, N)
         B_local = self.basis.evaluate(A)
         return _Forward(N, species, i, j, vec, r, g, dg, Y, dY, rows, A, B_local)
+
+    def _assemble(self, g, Y, rows, n_centres):
+        """Sum pair functions ``g_n Y_lm`` into atomic bases (n_centres, ns * na);
+        ``rows = centre * n_species + neighbour species``."""
+        ns = len(self.elements)
+        phi = g[:, self.basis.a_n] * Y[:, self._a_lm]  # (P, na)
+        M = csr_matrix((np.ones(len(rows)), (rows, np.arange(len(rows)))),
+                       shape=(n_centres * ns, len(rows)))
+        return np.asarray(M @ phi).reshape(n_centres, ns * self.basis.n_a)
+
+    def local_descriptors(self, centre_species, rows, vec, n_centres):
+        """Descriptors of ``n_centres`` atoms from their pair vectors, for local updates.
+
+        Parameters
+        ----------
+        centre_species : (n_centres,) species index of each centre.
+        rows : (P,) ``local centre index * n_species + neighbour species`` of each pair.
+        vec : (P, 3) pair vectors (pairs beyond their cutoff are dropped here).
+
+        Returns
+        -------
+        (n_centres, n_features) rows in the block layout of :meth:`compute`.
+        """
+        ns = len(self.elements)
+        si, sj = centre_species[rows // ns], rows % ns
+        r = np.linalg.norm(vec, axis=1)
+        rc = self.rcut[si, sj]
+        keep = r < rc
+        r, rc, rows, vec = r[keep], rc[keep], rows[keep], vec[keep]
+        if np.any(r < 1e-8):
+            raise ValueError("overlapping atoms (distance below 1e-8 A)")
+        g, _ = cheb_exp_cos(r, rc, self.lambda_fraction * rc, self.basis.nmax_all)
+        Y = real_sph_harm(vec / r[:, None], self.basis.lmax_all) if len(r) else np.zeros(
+            (0, (self.basis.lmax_all + 1) ** 2))
+        B_local = self.basis.evaluate(self._assemble(g, Y, rows, n_centres))
+        return self.expand(B_local, centre_species)
+
+    def expand(self, B_local: np.ndarray, species: np.ndarray) -> np.ndarray:
+        """Place per-centre invariants (n, K) into the species-block layout (n, F)."""
+        K = self.n_per_species
+        out = np.zeros((len(B_local), len(self.elements) * K))
+        for s in range(len(self.elements)):
+            sel = species == s
+            out[sel, s * K:(s + 1) * K] = B_local[sel]
+        return out
 
     def _dphi(self, fw: _Forward) -> np.ndarray:
         """d phi_pf / d r_p, shape (P, na, 3)."""

@@ -15,7 +15,7 @@ Conventions
 from __future__ import annotations
 
 import itertools
-from functools import lru_cache
+from functools import cache
 from math import comb, factorial, pi, sqrt
 
 import numpy as np
@@ -31,7 +31,7 @@ def lm_index(l: int, m: int) -> int:  # noqa: E743
     return l * l + l + m
 
 
-@lru_cache(maxsize=None)
+@cache
 def _legendre_part(l: int, m: int) -> np.ndarray:
     """Polynomial coefficients (highest power first) in z of the associated Legendre
     factor of the real harmonic on the unit sphere, including the normalisation."""
@@ -99,7 +99,7 @@ def real_sph_harm(u: np.ndarray, lmax: int, grad: bool = False):
 # Clebsch-Gordan coefficients and coupling tensors
 
 
-@lru_cache(maxsize=None)
+@cache
 def clebsch_gordan(j1: int, m1: int, j2: int, m2: int, J: int, M: int) -> float:
     """<j1 m1 j2 m2 | J M> for integer angular momenta (Racah's formula)."""
     if m1 + m2 != M or abs(m1) > j1 or abs(m2) > j2 or abs(M) > J:
@@ -120,7 +120,7 @@ def clebsch_gordan(j1: int, m1: int, j2: int, m2: int, J: int, M: int) -> float:
     return sqrt(pref) * s
 
 
-@lru_cache(maxsize=None)
+@cache
 def complex_to_real(l: int) -> np.ndarray:  # noqa: E741
     """Unitary ``U`` with ``Y_real = U @ Y_complex`` (Condon-Shortley complex harmonics).
 
@@ -191,7 +191,7 @@ def _complex_coupling(ls: tuple[int, ...], Ls: tuple[int, ...]) -> np.ndarray:
     return G
 
 
-@lru_cache(maxsize=None)
+@cache
 def real_coupling(ls: tuple[int, ...], Ls: tuple[int, ...] = ()) -> np.ndarray:
     """Rotation-invariant coupling tensor in the real basis (unit Frobenius norm).
 

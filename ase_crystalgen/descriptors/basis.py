@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from math import pi, sqrt
 
 import numpy as np
@@ -34,7 +34,7 @@ class Invariant:
     Ls: tuple[int, ...]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _select_for_shape(shape: tuple[tuple[int, int], ...]):
     """Independent couplings for a multiset pattern.
 

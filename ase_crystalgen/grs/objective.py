@@ -44,6 +44,22 @@ def central_moments(B: np.ndarray, orders=(1, 2)) -> dict[int, np.ndarray]:
     return out
 
 
+def read_structures(path) -> list:
+    """All frames of a file ASE can read, with clear errors for missing or corrupt files."""
+    from ase.io import read
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"target file {path} does not exist")
+    try:
+        frames = read(path, index=":")
+    except Exception as exc:  # ASE raises many kinds for corrupt files
+        raise ValueError(f"could not read target file {path}: {exc}") from exc
+    if not frames:
+        raise ValueError(f"target file {path} holds no structures")
+    return frames
+
+
 class DescriptorTarget:
     """Moments of a target descriptor distribution.
 
@@ -120,15 +136,7 @@ class DescriptorTarget:
         from ase import Atoms
 
         if isinstance(structures, (str, os.PathLike)):
-            from ase.io import read
-
-            path = os.fspath(structures)
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"target file {path} does not exist")
-            try:
-                structures = read(path, index=":")
-            except Exception as exc:  # ASE raises many kinds for corrupt files
-                raise ValueError(f"could not read target file {path}: {exc}") from exc
+            structures = read_structures(structures)
         if isinstance(structures, Atoms):
             structures = [structures]
         structures = list(structures)

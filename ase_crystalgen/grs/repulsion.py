@@ -31,6 +31,13 @@ class CoreRepulsion:
     def cutoff(self, a: str, b: str) -> float:
         return self.scale * (covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]])
 
+    def pair_energy(self, zi, zj, vec) -> np.ndarray:
+        """Energy of each (ordered) pair with atomic numbers ``zi``, ``zj`` and vectors
+        ``vec``; the total over a full (both-ways) list is twice the energy."""
+        rc = self.scale * (covalent_radii[zi] + covalent_radii[zj])
+        r = np.linalg.norm(vec, axis=1)
+        return np.where(r < rc, self.strength * (1 + np.cos(np.pi * np.minimum(r / rc, 1))), 0.0)
+
     def max_cutoff(self, numbers) -> float:
         return 2 * self.scale * float(np.max(covalent_radii[np.asarray(numbers)]))
 
