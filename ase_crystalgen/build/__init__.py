@@ -1,0 +1,25 @@
+"""Starting structures for GRS searches: HNF supercells, random occupations and packings."""
+
+from .candidates import (
+    LATTICES,
+    RANDOM_CLOSE_PACKING,
+    composition_counts,
+    hermite_normal_forms,
+    parent_lattice,
+    random_lattice_candidate,
+    random_occupation,
+    random_packing,
+    supercell,
+)
+
+__all__ = [
+    "LATTICES",
+    "RANDOM_CLOSE_PACKING",
+    "composition_counts",
+    "hermite_normal_forms",
+    "parent_lattice",
+    "random_lattice_candidate",
+    "random_occupation",
+    "random_packing",
+    "supercell",
+]
