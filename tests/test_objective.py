@@ -114,3 +114,14 @@ def test_bad_input_errors(rng):
         obj.score(rng.normal(size=(3, 5)))
     with pytest.raises(ValueError, match="NaN"):
         obj.score(np.array([[np.nan, 1.0]]))
+
+
+def test_group_scale_pools_within_groups():
+    T = np.array([[1.0, 3.0, 10.0, 0.0], [1.0, 1.0, 30.0, 0.0]])
+    t = DescriptorTarget(T, scale="group", groups=np.array([1, 1, 2, 3]))
+    g1 = np.sqrt((1 + 9 + 1 + 1) / 4)
+    g2 = np.sqrt((100 + 900) / 2)
+    floor = 0.1 * np.median([g1, g1, g2])
+    assert np.allclose(t.scale, [g1, g1, g2, floor])
+    with pytest.raises(ValueError, match="one group label per descriptor"):
+        DescriptorTarget(T, scale="group")

@@ -13,7 +13,7 @@ from ..grs.objective import DescriptorTarget, GRSObjective, read_structures
 from ..grs.repulsion import CoreRepulsion
 
 
-def make_target(target, descriptor, orders=(1, 2, 3, 4)) -> DescriptorTarget:
+def make_target(target, descriptor, orders=(1, 2, 3, 4), scale="rms") -> DescriptorTarget:
     """A :class:`DescriptorTarget` from Atoms, a list of Atoms, a file path, an ``.npz``
     target file, an (n, F) array or an existing target."""
     if isinstance(target, DescriptorTarget):
@@ -21,10 +21,11 @@ def make_target(target, descriptor, orders=(1, 2, 3, 4)) -> DescriptorTarget:
     if isinstance(target, (str, os.PathLike)) and os.fspath(target).endswith(".npz"):
         return DescriptorTarget.load(target)
     if isinstance(target, np.ndarray):
-        return DescriptorTarget.from_arrays(target, orders=orders,
+        return DescriptorTarget.from_arrays(target, orders=orders, scale=scale,
                                             block_size=descriptor.n_per_species,
+                                            groups=descriptor.feature_ranks(),
                                             elements=descriptor.elements)
-    return DescriptorTarget.from_structures(target, descriptor, orders=orders)
+    return DescriptorTarget.from_structures(target, descriptor, orders=orders, scale=scale)
 
 
 def _elements_of(target) -> list[str]:
@@ -67,6 +68,9 @@ class GRSCalculator(Calculator):
     core_repulsion : a :class:`CoreRepulsion`, ``True`` for the default, ``None``/``False``
         for none.
     smoothing, w_inter, w_intra, context : see :class:`GRSObjective`.
+    scale : descriptor scales of a target built here: ``"rms"`` (per descriptor; stiff,
+        best for relaxing positions and cell) or ``"group"`` (per rank; smoother for
+        chemical searches on a lattice); see :class:`DescriptorTarget`.
 
     Extra results: ``score`` (the objective without core repulsion) and ``core_energy``.
 
@@ -91,7 +95,7 @@ class GRSCalculator(Calculator):
 
     def __init__(self, target, descriptor: ACEDescriptor | None = None, elements=None,
                  weights=None, core_repulsion=True, smoothing=None, w_inter=None,
-                 w_intra=None, context=None, **kwargs):
+                 w_intra=None, context=None, scale="rms", **kwargs):
         super().__init__(**kwargs)
         if weights is not None:
             self.parameters["weights"] = weights
@@ -109,7 +113,7 @@ class GRSCalculator(Calculator):
         self.descriptor = descriptor
         w = self.parameters["weights"]
         orders = tuple(w) if isinstance(w, dict) else tuple(range(1, len(w) + 1))
-        self.target = make_target(target, descriptor, orders=orders)
+        self.target = make_target(target, descriptor, orders=orders, scale=scale)
         if self.target.n_features != descriptor.n_features:
             raise ValueError(f"target has {self.target.n_features} features, the descriptor "
                              f"{descriptor.n_features}: they were made with different bases")

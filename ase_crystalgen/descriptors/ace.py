@@ -167,6 +167,11 @@ class ACEDescriptor:
             "lambda_fraction": self.lambda_fraction,
         }
 
+    def feature_ranks(self) -> np.ndarray:
+        """Rank (body order minus one) of each feature, shape (n_features,)."""
+        ranks = np.array([inv.rank for inv in self.basis.invariants])
+        return np.tile(ranks, len(self.elements))
+
     def feature_labels(self) -> list[str]:
         """Human-readable label of each feature: centre, rank, channels, couplings."""
         out = []

@@ -67,12 +67,18 @@ class DescriptorTarget:
     ----------
     descriptors : (n, F) per-atom descriptors of the target (all atoms pooled).
     orders : which moments to keep (1 = mean, 2 = variance, 3, 4 central moments).
-    scale : per-descriptor scales (F,), or ``"rms"`` (default): the root mean square of
-        each descriptor over the target, pooled over centre-species blocks when
-        ``block_size`` is given, floored at ``floor`` times the median of the scales that
-        are not zero (to round-off) so that descriptors absent from the target, or zero
-        in it by symmetry, still count on a sensible scale.
+    scale : per-descriptor scales (F,), or a rule. ``"rms"`` (default): each descriptor's
+        own root mean square over the target, pooled over centre-species blocks when
+        ``block_size`` is given. Descriptors that vanish by symmetry in a crystal target
+        then weigh as much as the others, which makes distortions stiff: best for
+        gradient relaxation of positions and cell. ``"group"``: one root-mean-square scale
+        per group of descriptors (for ACE, per rank), pooled over the target's atoms and
+        the group's descriptors, so each rank weighs alike while descriptors keep their
+        natural relative size within it: a smoother landscape for chemical (flip/swap)
+        searches on a lattice. Either is floored at ``floor`` times the median of the
+        scales that are not zero to round-off.
     block_size : descriptors per centre species (``ACEDescriptor.n_per_species``).
+    groups : (F,) integer group label per descriptor (``ACEDescriptor.feature_ranks()``).
 
     Use :meth:`from_structures` (one ``Atoms``, a list, a trajectory or any file ASE reads)
     or :meth:`from_arrays` rather than the constructor in most cases.
@@ -84,6 +90,7 @@ class DescriptorTarget:
         orders: Sequence[int] = (1, 2, 3, 4),
         scale: str | np.ndarray = "rms",
         block_size: int | None = None,
+        groups: np.ndarray | None = None,
         floor: float = 0.1,
         elements: Sequence[str] | None = None,
     ):
@@ -101,9 +108,14 @@ class DescriptorTarget:
         self.block_size = block_size
         self.elements = list(elements) if elements is not None else None
         if isinstance(scale, str):
-            if scale != "rms":
-                raise ValueError(f"unknown scale {scale!r}; use 'rms' or an array")
-            self.scale = self._rms_scale(B, block_size, floor)
+            if scale == "group":
+                if groups is None or len(groups) != self.n_features:
+                    raise ValueError("scale='group' needs one group label per descriptor")
+                self.scale = self._group_scale(B, np.asarray(groups), floor)
+            elif scale == "rms":
+                self.scale = self._rms_scale(B, block_size, floor)
+            else:
+                raise ValueError(f"unknown scale {scale!r}; use 'group', 'rms' or an array")
         else:
             s = np.asarray(scale, dtype=float)
             if s.shape != (self.n_features,) or np.any(s <= 0) or not np.all(np.isfinite(s)):
@@ -111,7 +123,23 @@ class DescriptorTarget:
             self.scale = s
 
     @staticmethod
-    def _rms_scale(B, block_size, floor):
+    def _floored(s, floor):
+        # descriptors that vanish by symmetry come out at round-off level: not a scale
+        nz = s[s > 1e-8 * s.max()] if s.max() > 0 else s[:0]
+        ref = np.median(nz) if len(nz) else 1.0
+        return np.maximum(s, floor * ref)
+
+    @classmethod
+    def _group_scale(cls, B, groups, floor):
+        ms = np.mean(B**2, axis=0)
+        s = np.empty(B.shape[1])
+        for g in np.unique(groups):
+            sel = groups == g
+            s[sel] = np.sqrt(ms[sel].mean())
+        return cls._floored(s, floor)
+
+    @classmethod
+    def _rms_scale(cls, B, block_size, floor):
         F = B.shape[1]
         ms = np.mean(B**2, axis=0)
         if block_size:
@@ -119,11 +147,7 @@ class DescriptorTarget:
                 raise ValueError(f"{F} features are not a whole number of blocks of {block_size}")
             pooled = ms.reshape(-1, block_size).sum(axis=0)
             ms = np.tile(pooled, F // block_size)
-        s = np.sqrt(ms)
-        # descriptors that vanish by symmetry come out at round-off level: not a scale
-        nz = s[s > 1e-8 * s.max()] if s.max() > 0 else s[:0]
-        ref = np.median(nz) if len(nz) else 1.0
-        return np.maximum(s, floor * ref)
+        return cls._floored(np.sqrt(ms), floor)
 
     # ---------------------------------------------------------------- constructors
     @classmethod
@@ -145,6 +169,8 @@ class DescriptorTarget:
         Bs = descriptor.compute_many(structures, progress=progress)
         B = np.concatenate(Bs, axis=0)
         kwargs.setdefault("block_size", getattr(descriptor, "n_per_species", None))
+        if hasattr(descriptor, "feature_ranks"):
+            kwargs.setdefault("groups", descriptor.feature_ranks())
         kwargs.setdefault("elements", getattr(descriptor, "elements", None))
         return cls(B, orders=orders, **kwargs)
 
