@@ -139,6 +139,13 @@ class GRSCalculator(Calculator):
         """The objective alone (no core repulsion, no forces) for ``atoms``."""
         return self.objective.score(self.descriptor.compute(atoms))
 
+    def energy_and_score(self, atoms: Atoms) -> tuple[float, float]:
+        """``(energy, score)`` without forces (about half the cost of a full call), for
+        searches that only compare energies."""
+        Q = float(self.objective.score(self.descriptor.compute(atoms)))
+        core = float(self.core(atoms)[0]) if self.core is not None else 0.0
+        return Q + core, Q
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         Calculator.calculate(self, atoms, properties, system_changes)
         atoms = self.atoms

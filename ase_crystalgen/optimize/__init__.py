@@ -1,10 +1,20 @@
 """Global optimisers of the GRS objective (ASE-style drivers)."""
 
 from .evaluator import IncrementalGRS, Trial
+from .genetic import (
+    ChemistryMixing,
+    FlipMutation,
+    GeneticAlgorithm,
+    RattleMutation,
+    SliceCrossover,
+    StrainMutation,
+    SwapMutation,
+)
 from .montecarlo import SCHEDULES, MonteCarlo, RandomWalk, SimulatedAnnealing
 from .moves import Displace, Flip, Move, Strain, Swap
 
 __all__ = [
     "IncrementalGRS", "Trial", "MonteCarlo", "RandomWalk", "SimulatedAnnealing", "SCHEDULES",
-    "Move", "Flip", "Swap", "Displace", "Strain",
+    "Move", "Flip", "Swap", "Displace", "Strain", "GeneticAlgorithm", "SliceCrossover",
+    "ChemistryMixing", "FlipMutation", "SwapMutation", "RattleMutation", "StrainMutation",
 ]

@@ -66,7 +66,8 @@ class MonteCarlo(Dynamics):
     moves : ``{"flip": 0.95, "displace": 0.05}``, ``{Flip(bounds=...): 1.0}``, a list of
         ``(move, weight)``, one move or one name. Probabilities are normalised.
     rng : ``numpy.random.Generator`` (or an integer seed).
-    tolerance : stop when the score (without core repulsion) is at or below this.
+    tolerance : stop when the score (without core repulsion) is at or below this; a
+        negative value never stops early.
     relax : ``None`` or ``{"probability": p, "fmax": ..., "steps": ...}``: with
         probability ``p`` a proposed move is followed by a local FIRE relaxation of the
         positions before the acceptance test (the paper's "local minimisation wrapped by
