@@ -1,4 +1,4 @@
-"""Command line: ``crystalgen demo``, ``crystalgen descriptors`` and ``crystalgen score``.
+"""Command line: ``crystalgen demo``, ``descriptors``, ``score`` and ``grs``.
 
 Usage errors from argparse exit with code 2 as usual; errors in the inputs (a missing or
 unreadable file, an unknown element, a structure with elements the descriptor lacks) print
@@ -109,6 +109,73 @@ def _cmd_score(args) -> int:
     return 0
 
 
+def _write_atomic(path: str, frames) -> None:
+    """Write all frames to ``path`` through a temporary file and a rename."""
+    from ase.io import write
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    base, ext = os.path.splitext(path)
+    tmp = f"{base}.partial{ext}"
+    clean = []
+    for a in frames:
+        b = a.copy()
+        b.info.pop("grs_history", None)
+        clean.append(b)
+    write(tmp, clean)
+    os.replace(tmp, path)
+
+
+def _cmd_grs(args) -> int:
+    import numpy as np
+
+    from .optimize import generate_representative_structures
+
+    target = _read_all(args.target, "target")
+    elements = _elements_in(target)
+    descriptor = _descriptor(elements, args.nmax, args.lmax, args.cutoff)
+    existing = []
+    if os.path.exists(args.out) and not args.overwrite:
+        existing = _read_all(args.out, "existing output")
+        print(f"resuming: {len(existing)} of {args.n_structures} structures already in {args.out}")
+    histories: dict[int, list] = {}
+
+    def checkpoint(members):
+        histories[len(members) - 1] = members[-1].info.get("grs_history", [])
+        _write_atomic(args.out, members)
+
+    members = generate_representative_structures(
+        target, args.n_structures, args.n_atoms, descriptor=descriptor,
+        candidates=args.candidates, weights=args.weights, w_intra=args.w_intra,
+        anneal_steps=args.anneal_steps, relax_steps=args.relax_steps, fmax=args.fmax,
+        relax_cell=not args.fixed_cell, rng=np.random.default_rng(args.seed),
+        progress=not args.no_progress, existing=existing, on_member=checkpoint)
+    if not histories and members:  # everything was already there
+        _write_atomic(args.out, members)
+    for m in members:
+        print(f"structure {m.info['grs_index']}: {len(m)} atoms {m.get_chemical_formula()}, "
+              f"score {m.info['grs_score']:.4g}, joint score {m.info['grs_ensemble_score']:.4g}")
+    print(f"wrote {args.out} (open with: ase gui {args.out})")
+    if histories:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for k, h in sorted(histories.items()):
+            ax.semilogy(np.maximum(np.asarray(h, float), 1e-12), label=f"structure {k}")
+        ax.set_xlabel("relaxation step")
+        ax.set_ylabel("effective energy (score + core)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        png = os.path.splitext(args.out)[0] + "_scores.png"
+        fig.savefig(png, dpi=120)
+        plt.close(fig)
+        print(f"wrote {png}")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -151,6 +218,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weights of mean, variance, ... (default: 1 1)")
     p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs")
     p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("grs", help="generalized representative structures of a target",
+                       description="A set of small structures that together reproduce the "
+                                   "ACE descriptor distribution of TARGET (all frames pooled). "
+                                   "Each finished structure is written at once; rerunning "
+                                   "with the same --out resumes.")
+    p.add_argument("target", metavar="TARGET", help="structure file (all frames pooled)")
+    p.add_argument("--n-structures", type=int, default=1, help="members (default: 1)")
+    p.add_argument("--n-atoms", type=int, default=32, help="atoms per member (default: 32)")
+    p.add_argument("--out", default="grs.extxyz", help="output file, any ASE format with "
+                   "several frames (extxyz, traj, db) (default: %(default)s)")
+    p.add_argument("--candidates", choices=["packing"], default="packing",
+                   help="starting cells: random dense packings at the target's density")
+    p.add_argument("--weights", nargs="+", type=float, default=[1.0, 1.0], metavar="W",
+                   help="weights of mean, variance, ... (default: 1 1)")
+    p.add_argument("--w-intra", type=float, default=1.0,
+                   help="weight of the joint term over the set (default: 1)")
+    p.add_argument("--anneal-steps", type=int, default=0,
+                   help="simulated-annealing steps per member before relaxing (default: 0)")
+    p.add_argument("--relax-steps", type=int, default=300, help="FIRE steps (default: 300)")
+    p.add_argument("--fmax", type=float, default=1e-3, help="FIRE force limit (default: 1e-3)")
+    p.add_argument("--fixed-cell", action="store_true", help="relax positions only")
+    p.add_argument("--nmax", nargs="+", type=int, metavar="N", help="radial limits per rank")
+    p.add_argument("--lmax", nargs="+", type=int, metavar="L", help="angular limits per rank")
+    p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--overwrite", action="store_true", help="start again, do not resume")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_grs)
     return parser
 
 

@@ -27,7 +27,6 @@ pairs sit at the core-repulsion radius. With a target the candidate can represen
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -39,6 +38,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from . import __version__
+from ._threads import single_threaded_blas
 from .calculators import GRSCalculator
 
 #: lattice constants (A) of the pure fcc metals, the end points of Vegard's law
@@ -144,20 +144,6 @@ def radial_distribution(
     return r, g
 
 
-def _single_threaded_blas():
-    """Limit BLAS to one thread where threadpoolctl is installed.
-
-    All matrices here are tiny (3x3 cell algebra in the cell filter, a few hundred
-    descriptors); on a shared or small machine OpenBLAS threads spin-waiting on each other
-    made the minimisation ten times slower than single-threaded.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def _composition(atoms: Atoms) -> dict[str, int]:
     return dict(Counter(atoms.get_chemical_symbols()))
 
@@ -245,7 +231,7 @@ def run_demo(out_dir: str | os.PathLike = "demo-output", seed: int = 0, quick: b
         ``converged``, ``timings_s``, compositions, cells, descriptor and objective
         settings, per-moment differences and ``files`` (name -> path).
     """
-    with _single_threaded_blas():
+    with single_threaded_blas():
         return _run_demo(Path(out_dir), seed, quick, progress, verbose)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from ase.io import read
+from conftest import l12_aucu3
 
 from ase_crystalgen import ACEDescriptor, GRSCalculator
 from ase_crystalgen.optimize import (
@@ -21,8 +22,6 @@ from ase_crystalgen.optimize import (
     Strain,
     Swap,
 )
-
-from conftest import l12_aucu3
 
 SMALL = dict(nmax=(4, 2, 2, 1), lmax=(0, 2, 2, 1))
 

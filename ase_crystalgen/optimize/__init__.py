@@ -1,5 +1,6 @@
 """Global optimisers of the GRS objective (ASE-style drivers)."""
 
+from .ensemble import generate_representative_structures
 from .evaluator import IncrementalGRS, Trial
 from .genetic import (
     ChemistryMixing,
@@ -17,4 +18,5 @@ __all__ = [
     "IncrementalGRS", "Trial", "MonteCarlo", "RandomWalk", "SimulatedAnnealing", "SCHEDULES",
     "Move", "Flip", "Swap", "Displace", "Strain", "GeneticAlgorithm", "SliceCrossover",
     "ChemistryMixing", "FlipMutation", "SwapMutation", "RattleMutation", "StrainMutation",
+    "generate_representative_structures",
 ]

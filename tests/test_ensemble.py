@@ -1,0 +1,86 @@
+"""Ensembles of representative structures and the PCA hull-volume ratio."""
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.io import read, write
+
+from ase_crystalgen import ACEDescriptor
+from ase_crystalgen.cli import main
+from ase_crystalgen.grs.analysis import pca_hull_volume_ratio
+from ase_crystalgen.optimize import generate_representative_structures
+
+SMALL = dict(nmax=(4, 2, 2, 1), lmax=(0, 2, 2, 1))
+
+
+def test_hull_ratio_of_known_shapes(rng):
+    # a filled square and its left half: PCA rotates and scales both alike
+    T = rng.uniform(size=(4000, 2)) * [2.0, 1.0]
+    T = np.vstack([T, [[0, 0], [2, 0], [0, 1], [2, 1]]])
+    half = T[T[:, 0] <= 1.0]
+    half = np.vstack([half, [[1, 0], [1, 1]]])
+    r = pca_hull_volume_ratio(half, T)
+    assert r["n_components"] == 2
+    assert r["ratio"] == pytest.approx(0.5, abs=1e-12)
+    assert pca_hull_volume_ratio(T, T)["ratio"] == pytest.approx(1.0)
+    # 3 features with one exact linear dependence: 2 components hold all the variance
+    T3 = np.column_stack([T, T[:, 0] + 2 * T[:, 1]])
+    assert pca_hull_volume_ratio(T3[:50], T3)["n_components"] == 2
+
+
+@pytest.fixture(scope="module")
+def thermal_cu():
+    t = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(3)
+    t.rattle(0.15, seed=1)
+    return t
+
+
+def test_ensemble_members_and_joint_score(thermal_cu):
+    d = ACEDescriptor(["Cu"], **SMALL)
+    members = generate_representative_structures(thermal_cu, 3, 8, descriptor=d, rng=0,
+                                                  relax_steps=60)
+    assert [len(m) for m in members] == [8, 8, 8]
+    assert [m.info["grs_index"] for m in members] == [0, 1, 2]
+    from ase_crystalgen import GRSCalculator
+
+    calc = GRSCalculator(thermal_cu, descriptor=d, core_repulsion=None)
+    Bs = [d.compute(m) for m in members]
+    for k, m in enumerate(members):
+        assert m.info["grs_score"] == pytest.approx(calc.objective.score(Bs[k]))
+        joint = calc.objective.ensemble_score(Bs[: k + 1], grad=False)[0]
+        assert m.info["grs_ensemble_score"] == pytest.approx(joint)
+        h = m.info["grs_history"]
+        assert h[-1] < h[0]  # each member's relaxation lowered its effective energy
+    # the relaxed set represents the target better than unrelaxed random packings
+    raw = generate_representative_structures(thermal_cu, 3, 8, descriptor=d, rng=0,
+                                             relax_steps=0)
+    assert members[-1].info["grs_ensemble_score"] < raw[-1].info["grs_ensemble_score"]
+
+
+def test_ensemble_bad_input(thermal_cu):
+    d = ACEDescriptor(["Cu"], **SMALL)
+    with pytest.raises(ValueError, match=r"the members would contain Au, which the descriptor does "
+                                         r"not know \(\['Cu'\]\)"):
+        generate_representative_structures(thermal_cu, 1, 8, descriptor=d,
+                                           composition={"Cu": 0.5, "Au": 0.5})
+    with pytest.raises(ValueError, match="n_structures must be >= 1"):
+        generate_representative_structures(thermal_cu, 0, 8, descriptor=d)
+    with pytest.raises(ValueError, match="needs a parent lattice"):
+        generate_representative_structures(thermal_cu, 1, 8, descriptor=d, candidates="lattice")
+
+
+def test_cli_grs_writes_and_resumes(tmp_path, thermal_cu, capsys):
+    write(tmp_path / "target.extxyz", thermal_cu)
+    out = tmp_path / "grs.extxyz"
+    args = [str(tmp_path / "target.extxyz"), "--n-atoms", "8", "--relax-steps", "20",
+            "--nmax", "4", "2", "2", "1", "--lmax", "0", "2", "2", "1", "--out", str(out),
+            "--no-progress"]
+    assert main(["grs", *args, "--n-structures", "1"]) == 0
+    first = read(out, ":")
+    assert len(first) == 1 and (tmp_path / "grs_scores.png").exists()
+    assert main(["grs", *args, "--n-structures", "2"]) == 0
+    assert "resuming: 1 of 2 structures" in capsys.readouterr().out
+    both = read(out, ":")
+    assert len(both) == 2
+    assert np.allclose(both[0].positions, first[0].positions)  # the first was kept
+    assert main(["grs", str(tmp_path / "missing.xyz")]) == 2
