@@ -169,7 +169,7 @@ def generate_representative_structures(
 
             obj = FrechetCellFilter(atoms) if relax_cell and atoms.pbc.all() else atoms
             opt = FIRE(obj, logfile=None, maxstep=0.1)
-            opt.attach(lambda: history.append(float(calc.results["energy"])))
+            opt.attach(lambda h=history: h.append(float(calc.results["energy"])))
             with single_threaded_blas():
                 opt.run(fmax=fmax, steps=relax_steps)
         atoms.calc = None
