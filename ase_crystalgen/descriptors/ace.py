@@ -281,8 +281,11 @@ class ACEDescriptor:
     def _assemble(self, g, Y, rows, n_centres):
         """Sum pair functions ``g_n Y_lm`` into atomic bases (n_centres, ns * na);
         ``rows = centre * n_species + neighbour species``."""
+        return self._sum_pairs(g[:, self.basis.a_n] * Y[:, self._a_lm], rows, n_centres)
+
+    def _sum_pairs(self, phi, rows, n_centres):
+        """Atomic bases (n_centres, ns * na) from pair functions ``phi`` (P, na)."""
         ns = len(self.elements)
-        phi = g[:, self.basis.a_n] * Y[:, self._a_lm]  # (P, na)
         M = csr_matrix((np.ones(len(rows)), (rows, np.arange(len(rows)))),
                        shape=(n_centres * ns, len(rows)))
         return np.asarray(M @ phi).reshape(n_centres, ns * self.basis.n_a)

@@ -84,6 +84,33 @@ class IncrementalGRS:
         self._i, self._j, self._shifts = i[order], j[order], self._shifts[order]
         self._start = np.searchsorted(self._i, np.arange(len(self.atoms) + 1))
         self._ref_positions = pos.copy()
+        self._build_cache()
+
+    #: largest pair-function cache (floats) kept for chemical moves
+    CACHE_LIMIT = 20_000_000
+
+    def _build_cache(self) -> None:
+        """Pair functions of every pair for every (centre, neighbour) species pair at the
+        current positions: chemical moves then need no radial or angular evaluation."""
+        d = self.descriptor
+        ns, na, P = len(d.elements), d.basis.n_a, len(self._i)
+        self._phi = None
+        if P == 0 or ns * ns * P * na > self.CACHE_LIMIT:
+            return
+        from ..descriptors.angular import real_sph_harm
+        from ..descriptors.radial import cheb_exp_cos
+
+        pos, cell = self.atoms.positions, self.atoms.cell.array
+        vec = pos[self._j] + self._shifts @ cell - pos[self._i]
+        r = np.linalg.norm(vec, axis=1)
+        Y = real_sph_harm(vec / r[:, None], d.basis.lmax_all)[:, d._a_lm]
+        phi = np.empty((ns * ns, P, na))
+        for a in range(ns):
+            for b in range(ns):
+                rc = np.full(P, d.rcut[a, b])
+                g, _ = cheb_exp_cos(r, rc, d.lambda_fraction * rc, d.basis.nmax_all)
+                phi[a * ns + b] = g[:, d.basis.a_n] * Y
+        self._phi = phi
 
     def _pairs_of(self, centres: np.ndarray) -> np.ndarray:
         """Indices into the pair list of all pairs whose centre is in ``centres``."""
@@ -117,11 +144,17 @@ class IncrementalGRS:
         affected = np.unique(np.concatenate([idx, near]))
         pairs = self._pairs_of(affected)
         ci, cj = self._i[pairs], self._j[pairs]
-        vec = new_pos[cj] + self._shifts[pairs] @ self.atoms.cell.array - new_pos[ci]
         local = np.searchsorted(affected, ci)
         ns = len(self.descriptor.elements)
-        rows = self.descriptor.local_descriptors(
-            species[affected], local * ns + species[cj], vec, len(affected))
+        if positions is None and self._phi is not None:
+            # chemical move at the cached geometry: gather pair functions
+            phi = self._phi[species[ci] * ns + species[cj], pairs]
+            A = self.descriptor._sum_pairs(phi, local * ns + species[cj], len(affected))
+            rows = self.descriptor.expand(self.descriptor.basis.evaluate(A), species[affected])
+        else:
+            vec = new_pos[cj] + self._shifts[pairs] @ self.atoms.cell.array - new_pos[ci]
+            rows = self.descriptor.local_descriptors(
+                species[affected], local * ns + species[cj], vec, len(affected))
         B = self.B.copy()
         B[affected] = rows
         score = float(self.objective.score(B))
@@ -177,7 +210,8 @@ class IncrementalGRS:
         self.B[trial.affected] = trial.rows
         self.species = self.descriptor.species_of(self.atoms)
         self.score, self.core_energy = trial.score, trial.core_energy
-        if trial.cell is not None or np.max(
-            np.linalg.norm(self.atoms.positions - self._ref_positions, axis=1)
-        ) > 0.5 * self.skin:
+        moved = np.max(np.linalg.norm(self.atoms.positions - self._ref_positions, axis=1))
+        if trial.cell is not None or moved > 0.5 * self.skin:
             self._build_list()
+        elif moved > 0:
+            self._build_cache()  # the pair list holds, the cached pair functions do not
