@@ -63,6 +63,11 @@ def test_ensemble_bad_input(thermal_cu):
                                          r"not know \(\['Cu'\]\)"):
         generate_representative_structures(thermal_cu, 1, 8, descriptor=d,
                                            composition={"Cu": 0.5, "Au": 0.5})
+    alloy = thermal_cu.copy()
+    alloy[0].symbol = "Au"
+    with pytest.raises(ValueError, match="the target contains Au, which the members' composition "
+                                         "lacks"):
+        generate_representative_structures(alloy, 1, 8, composition={"Cu": 1.0})
     with pytest.raises(ValueError, match="n_structures must be >= 1"):
         generate_representative_structures(thermal_cu, 0, 8, descriptor=d)
     with pytest.raises(ValueError, match="needs a parent lattice"):

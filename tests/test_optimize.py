@@ -178,3 +178,28 @@ def test_genetic_algorithm_finds_the_l12_ordering(rng):
     assert np.all(np.diff(best) <= 1e-12)  # elitism: the best never gets worse
     with pytest.raises(ValueError, match="population of at least 2"):
         GeneticAlgorithm(population[:1], calc)
+
+
+def test_ase_ga_cut_and_splice_inside_the_genetic_algorithm(rng):
+    """ase-ga's own CutAndSplicePairing (variable cell) plugs into the GA unchanged."""
+    from ase import Atoms
+    from ase_ga.cutandsplicepairing import CutAndSplicePairing
+    from ase_ga.utilities import closest_distances_generator
+
+    from ase_crystalgen.build import random_packing
+
+    target = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    target.rattle(0.1, seed=2)
+    calc = GRSCalculator(target=target, descriptor=ACEDescriptor(["Cu"], **SMALL))
+    population = [random_packing({"Cu": 1.0}, n_atoms=8, density=len(target) / target.get_volume(),
+                                 rng=rng) for _ in range(6)]
+    blmin = closest_distances_generator([29], ratio_of_covalent_radii=0.5)
+    pairing = CutAndSplicePairing(Atoms("", pbc=True), 8, blmin, p1=1.0, p2=0.0, minfrac=0.15,
+                                  number_of_variable_cell_vectors=3)
+    ga = GeneticAlgorithm(population, calc, crossovers=[pairing], crossover_probability=1.0,
+                          n_elite=1, rng=rng)
+    assert pairing.rng is not np.random  # seeded from our generator, no global state
+    ga.run(3)
+    assert ga.n_evaluations == 6 + 3 * 5
+    assert all(len(a) == 8 for a in ga.population)
+    assert ga.history[-1][1] <= ga.history[0][1]

@@ -117,7 +117,12 @@ def generate_representative_structures(
     sizes = [int(n_atoms)] * n_structures if np.isscalar(n_atoms) else [int(n) for n in n_atoms]
     if len(sizes) != n_structures or min(sizes) < 1:
         raise ValueError("n_atoms must be a positive number or one per structure")
+    target_elements = set(_composition(structures))
     composition = composition or _composition(structures)
+    absent = sorted(target_elements - {e for e, x in composition.items() if x > 0})
+    if absent:
+        raise ValueError(f"the target contains {', '.join(absent)}, which the members' "
+                         "composition lacks: they could never match it")
     if descriptor is None:
         descriptor = ACEDescriptor(list(composition))
     missing = sorted(set(composition) - set(descriptor.elements))
