@@ -158,8 +158,10 @@ class GRSCalculator(Calculator):
         e_core = 0.0
         if self.core is not None:
             # the descriptor's pair list covers the core range unless cutoffs are tiny
-            reuse = self.core.max_cutoff(atoms.numbers) <= self.descriptor.rcut.min()
-            e_core, dRc, Wc = self.core(atoms, backward.pairs if reuse else None)
+            pairs = getattr(backward, "pairs", None)
+            reuse = pairs is not None and (
+                self.core.max_cutoff(atoms.numbers) <= self.descriptor.rcut.min())
+            e_core, dRc, Wc = self.core(atoms, pairs if reuse else None)
             dR, W = dR + dRc, W + Wc
         energy = float(Q + e_core)
         self.results["energy"] = energy

@@ -48,6 +48,8 @@ class IncrementalGRS:
 
     def __init__(self, atoms: Atoms, calc, skin: float = 0.5):
         self.descriptor = calc.descriptor
+        # descriptors without local evaluation (e.g. LAMMPS SNAP) are recomputed whole
+        self.local = hasattr(self.descriptor, "local_descriptors")
         self.objective = calc.objective
         self.core = calc.core
         self.skin = float(skin)
@@ -93,8 +95,10 @@ class IncrementalGRS:
         """Pair functions of every pair for every (centre, neighbour) species pair at the
         current positions: chemical moves then need no radial or angular evaluation."""
         d = self.descriptor
-        ns, na, P = len(d.elements), d.basis.n_a, len(self._i)
         self._phi = None
+        if not self.local:
+            return
+        ns, na, P = len(d.elements), d.basis.n_a, len(self._i)
         if P == 0 or ns * ns * P * na > self.CACHE_LIMIT:
             return
         from ..descriptors.angular import real_sph_harm
@@ -129,8 +133,9 @@ class IncrementalGRS:
             new_numbers[idx] = numbers
         if positions is not None:
             new_pos[idx] = positions
-            if np.max(np.linalg.norm(new_pos - self._ref_positions, axis=1)) > 0.5 * self.skin:
-                return self._full_trial(idx, new_numbers, new_pos)
+        if not self.local or (positions is not None and np.max(
+                np.linalg.norm(new_pos - self._ref_positions, axis=1)) > 0.5 * self.skin):
+            return self._full_trial(idx, new_numbers, new_pos)
         from ase.data import chemical_symbols
 
         try:
