@@ -200,6 +200,6 @@ def test_ase_ga_cut_and_splice_inside_the_genetic_algorithm(rng):
                           n_elite=1, rng=rng)
     assert pairing.rng is not np.random  # seeded from our generator, no global state
     ga.run(3)
-    assert ga.n_evaluations == 6 + 3 * 5
+    assert ga.n_evaluations >= 6 + 3 * 5  # duplicates are re-drawn
     assert all(len(a) == 8 for a in ga.population)
     assert ga.history[-1][1] <= ga.history[0][1]

@@ -189,6 +189,9 @@ class GeneticAlgorithm:
         positions of each offspring.
     rng : ``numpy.random.Generator``.
     tolerance : stop when the best score is at or below this.
+    reject_duplicates : discard offspring with the energy and composition of a structure
+        already in the next generation (up to 20 tries), so the population keeps its
+        diversity.
 
     After :meth:`run`: :attr:`best_atoms`, :attr:`best_score`, :attr:`best_generation`,
     :attr:`history` (per generation: best and median score), :attr:`population`.
@@ -197,7 +200,8 @@ class GeneticAlgorithm:
     def __init__(self, population: Sequence[Atoms], calc, crossovers=None, mutations=None,
                  crossover_probability: float = 0.4, tournament_size: int = 3,
                  n_elite: int = 2, relax: dict | None = None, rng=None,
-                 tolerance: float = 1e-10, logfile=None, progress: bool = False):
+                 tolerance: float = 1e-10, logfile=None, progress: bool = False,
+                 reject_duplicates: bool = True):
         if len(population) < 2:
             raise ValueError("a genetic algorithm needs a population of at least 2")
         if not 0 <= crossover_probability <= 1:
@@ -219,6 +223,7 @@ class GeneticAlgorithm:
         self.n_elite = int(n_elite)
         self.relax = dict(relax) if relax else None
         self.tolerance = float(tolerance)
+        self.reject_duplicates = bool(reject_duplicates)
         self.logfile = logfile
         self.progress = progress
         self._next_id = 0
@@ -252,7 +257,16 @@ class GeneticAlgorithm:
                               replace=False)
         return min((self.population[i] for i in idx), key=lambda a: a.info["grs_energy"])
 
-    def _offspring(self) -> Atoms:
+    def _is_duplicate(self, child: Atoms, members) -> bool:
+        """Same energy (to 1e-12 relative) and composition as a member: for descriptor
+        scores this is, in practice, the same structure."""
+        e = child.info["grs_energy"]
+        formula = child.get_chemical_formula()
+        return any(abs(m.info["grs_energy"] - e) <= 1e-12 * max(1.0, abs(e))
+                   and m.get_chemical_formula() == formula for m in members)
+
+    def _offspring(self, members=()) -> Atoms:
+        child = None
         for _ in range(20):
             if self.rng.random() < self.p_cross and self.crossovers:
                 op = self.crossovers[self.rng.integers(len(self.crossovers))]
@@ -264,7 +278,13 @@ class GeneticAlgorithm:
             if child is not None and len(child) > 0:
                 child.info.pop("key_value_pairs", None)
                 child.info.pop("data", None)
-                return self._evaluate(self._tag(child))
+                child = self._evaluate(self._tag(child))
+                self.n_evaluations += 1
+                # duplicates collapse the population onto one structure
+                if not (self.reject_duplicates and self._is_duplicate(child, members)):
+                    return child
+        if child is not None:
+            return child  # 20 duplicates in a row: keep the last rather than stall
         raise RuntimeError("no valid offspring in 20 attempts: check the operators")
 
     def _record(self) -> None:
@@ -291,8 +311,7 @@ class GeneticAlgorithm:
         for a, old in zip(new, ranked[: self.n_elite]):
             a.info.update(old.info)
         while len(new) < len(self.population):
-            new.append(self._offspring())
-            self.n_evaluations += 1
+            new.append(self._offspring(new))
         self.population = new
         self.generation += 1
         self._record()
