@@ -214,3 +214,14 @@ def test_bad_input_errors():
         d.compute(Atoms("Cu2", positions=[[0, 0, 0], [np.nan, 0, 0]]))
     with pytest.raises(ValueError, match="zero volume"):
         d.compute(Atoms("Cu", cell=[[1, 0, 0], [2, 0, 0], [0, 0, 1]], pbc=True))
+
+
+def test_default_cutoffs_are_consistent_across_radius_tables():
+    """Fe, Cr and V are missing from ASE's default van der Waals table; their fallback
+    radii are scaled so that cutoffs stay in the 4-7 neighbour-shell range."""
+    from ase_crystalgen.descriptors.radial import CUTOFF_RANGE, default_cutoffs
+
+    rc = default_cutoffs(["Cu", "Fe", "Cr", "V", "Si"])
+    assert all(CUTOFF_RANGE[0] <= v <= CUTOFF_RANGE[1] for v in rc.values())
+    assert abs(rc[("Fe", "Fe")] - rc[("Cu", "Cu")]) < 1.2  # not 9.8 A as the raw table gives
+    assert rc[("Si", "Si")] == CUTOFF_RANGE[1]

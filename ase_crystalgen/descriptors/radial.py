@@ -57,28 +57,49 @@ def cheb_exp_cos(r: np.ndarray, rcut: np.ndarray, lam: np.ndarray, nmax: int):
     return g, dg
 
 
+def _d_block_ratio() -> float:
+    """Median ratio of ASE's default (Bondi-type) to Alvarez's van der Waals radii over
+    the d-block metals that have both (about 0.69: Alvarez's radii are larger)."""
+    d_block = list(range(21, 31)) + list(range(39, 49)) + list(range(72, 81))
+    ratios = [vdw_radii[z] / vdw_alvarez[z] for z in d_block
+              if np.isfinite(vdw_radii[z]) and np.isfinite(vdw_alvarez[z])]
+    return float(np.median(ratios))
+
+
+ALVAREZ_SCALE = _d_block_ratio()
+
+#: default cutoffs are clipped to this range (Angstrom): 4-7 neighbour shells of most solids
+CUTOFF_RANGE = (4.5, 7.0)
+
+
 def vdw_radius(symbol: str) -> float:
-    """Van der Waals radius in Angstrom: ASE's default table, with Alvarez (2013) values
-    where the default has none."""
+    """Van der Waals radius in Angstrom from ASE's default table. Elements it lacks (Fe,
+    Cr, V, Ti, Mo, W, Ta, ...) take Alvarez's (2013) radius times :data:`ALVAREZ_SCALE`,
+    so that the two tables give comparable values (Alvarez's are ~45 % larger for metals,
+    which would otherwise double the number of neighbour shells)."""
     z = atomic_numbers[symbol]
     r = vdw_radii[z]
     if not np.isfinite(r):
-        r = vdw_alvarez[z]
+        r = vdw_alvarez[z] * ALVAREZ_SCALE
     if not np.isfinite(r):
         raise ValueError(f"no van der Waals radius tabulated for {symbol}")
     return float(r)
 
 
 def default_cutoffs(elements, scale: float = 2.0) -> dict[tuple[str, str], float]:
-    """Per-pair cutoffs ``rc(a, b) = scale * (r_vdw(a) + r_vdw(b))``.
+    """Per-pair cutoffs ``rc(a, b) = scale * (r_vdw(a) + r_vdw(b))``, clipped to
+    :data:`CUTOFF_RANGE`.
 
-    With ``scale = 2`` this is 5.6 A for Cu-Cu and 6.64 A for Au-Au: 4-5 neighbour
-    shells of the fcc metals, within the 4-7 shells the GRS paper recommends.
+    With ``scale = 2`` this is 5.6 A for Cu-Cu and 6.64 A for Au-Au (4-5 neighbour shells
+    of the fcc metals) and 6.7 A for Fe-Fe (6 bcc shells), within the 4-7 shells the GRS
+    paper recommends; main-group elements with large van der Waals radii (Si: 8.4 A
+    unclipped) are held at 7 A.
     """
+    lo, hi = CUTOFF_RANGE
     out = {}
     for a in elements:
         for b in elements:
-            out[(a, b)] = scale * (vdw_radius(a) + vdw_radius(b))
+            out[(a, b)] = float(np.clip(scale * (vdw_radius(a) + vdw_radius(b)), lo, hi))
     return out
 
 
