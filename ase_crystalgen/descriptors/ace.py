@@ -18,7 +18,7 @@ gradients give the full Jacobian with respect to positions and strain.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +26,7 @@ from ase import Atoms
 from scipy.sparse import csr_matrix
 
 from .angular import real_sph_harm
+from .base import SpeciesBlockDescriptor
 from .basis import ACEBasis
 from .neighbors import neighbor_pairs
 from .radial import cheb_exp_cos, default_cutoffs, validate_element
@@ -83,7 +84,7 @@ class DescriptorGradients:
         return out
 
 
-class ACEDescriptor:
+class ACEDescriptor(SpeciesBlockDescriptor):
     """Chemistry-aware ACE descriptors, ranks 1 to ``len(nmax)`` (up to 5-body by default).
 
     Parameters
@@ -106,6 +107,8 @@ class ACEDescriptor:
     >>> B.shape == (4, d.n_features)
     True
     """
+
+    progress_label = "ACE descriptors"
 
     def __init__(
         self,
@@ -182,30 +185,11 @@ class ACEDescriptor:
                 out.append(f"{c}:r{inv.rank}[{ch}]{L}")
         return out
 
-    def species_of(self, atoms: Atoms) -> np.ndarray:
-        """Species index of each atom; a clear error for elements the descriptor lacks."""
-        syms = atoms.get_chemical_symbols()
-        unknown = sorted(set(syms) - set(self.elements))
-        if unknown:
-            raise ValueError(
-                f"element(s) {', '.join(unknown)} not in the descriptor's elements "
-                f"{self.elements}"
-            )
-        return np.array([self._index[s] for s in syms], dtype=np.intp)
 
     def compute(self, atoms: Atoms) -> np.ndarray:
         """Per-atom descriptors, shape (n_atoms, n_features)."""
         return self._expand(self._forward(atoms, need_grad=False))
 
-    def compute_many(self, structures: Iterable[Atoms], progress: bool = False) -> list:
-        """Descriptors of many structures (a list of arrays), with an optional progress bar."""
-        structures = list(structures)
-        it = structures
-        if progress:
-            from tqdm.auto import tqdm
-
-            it = tqdm(structures, desc="ACE descriptors", unit="structure")
-        return [self.compute(a) for a in it]
 
     def compute_with_gradients(self, atoms: Atoms) -> tuple[np.ndarray, DescriptorGradients]:
         """Descriptors and their per-pair gradients (see :class:`DescriptorGradients`)."""
@@ -317,14 +301,6 @@ class ACEDescriptor:
         B_local = self.basis.evaluate(self._assemble(g, Y, rows, n_centres))
         return self.expand(B_local, centre_species)
 
-    def expand(self, B_local: np.ndarray, species: np.ndarray) -> np.ndarray:
-        """Place per-centre invariants (n, K) into the species-block layout (n, F)."""
-        K = self.n_per_species
-        out = np.zeros((len(B_local), len(self.elements) * K))
-        for s in range(len(self.elements)):
-            sel = species == s
-            out[sel, s * K:(s + 1) * K] = B_local[sel]
-        return out
 
     def _dphi(self, fw: _Forward) -> np.ndarray:
         """d phi_pf / d r_p, shape (P, na, 3)."""

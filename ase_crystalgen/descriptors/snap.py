@@ -32,13 +32,14 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.lammps import Prism
 from ase.data import atomic_masses, atomic_numbers
 
+from .base import SpeciesBlockDescriptor
 from .radial import validate_element, vdw_radius
 
 #: padding (Angstrom) around the atoms along non-periodic directions
@@ -167,7 +168,7 @@ class _State:
             self.tmpdir = None
 
 
-class SNAPDescriptor:
+class SNAPDescriptor(SpeciesBlockDescriptor):
     """SNAP bispectrum descriptors (LAMMPS ML-SNAP) in the block layout of ACE.
 
     Parameters
@@ -209,6 +210,8 @@ class SNAPDescriptor:
     >>> d.compute(bulk("Cu", "fcc", a=3.6, cubic=True)).shape  # doctest: +SKIP
     (4, 60)
     """
+
+    progress_label = "SNAP descriptors"
 
     def __init__(
         self,
@@ -294,40 +297,12 @@ class SNAPDescriptor:
             comps = [f"{c}{s}" for c in chem for s in comps]
         return [f"{c}:{s}" for c in self.elements for s in comps]
 
-    def species_of(self, atoms: Atoms) -> np.ndarray:
-        """Species index of each atom; a clear error for elements the descriptor lacks."""
-        syms = atoms.get_chemical_symbols()
-        unknown = sorted(set(syms) - set(self.elements))
-        if unknown:
-            raise ValueError(
-                f"element(s) {', '.join(unknown)} not in the descriptor's elements "
-                f"{self.elements}"
-            )
-        return np.array([self._index[s] for s in syms], dtype=np.intp)
-
-    def expand(self, B_local: np.ndarray, species: np.ndarray) -> np.ndarray:
-        """Place per-centre components (n, K) into the species-block layout (n, F)."""
-        K = self.n_per_species
-        out = np.zeros((len(B_local), self.n_features))
-        for s in range(len(self.elements)):
-            sel = species == s
-            out[sel, s * K:(s + 1) * K] = B_local[sel]
-        return out
 
     def compute(self, atoms: Atoms) -> np.ndarray:
         """Per-atom descriptors, shape (n_atoms, n_features)."""
         species, B_local = self._forward(atoms)
         return self.expand(B_local, species)
 
-    def compute_many(self, structures: Iterable[Atoms], progress: bool = False) -> list:
-        """Descriptors of many structures (a list of arrays), with an optional progress bar."""
-        structures = list(structures)
-        it = structures
-        if progress:
-            from tqdm.auto import tqdm
-
-            it = tqdm(structures, desc="SNAP descriptors", unit="structure")
-        return [self.compute(a) for a in it]
 
     def forward(self, atoms: Atoms):
         """Descriptors plus a closure for vector-Jacobian products.
