@@ -35,6 +35,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_model, usable_cores  # benchmarks/ is on sys.path as the script dir
 from ase import Atoms
 from ase.build import bulk
 
@@ -373,18 +374,8 @@ def pyace_rows(systems, bases, python: str, warmup: int, workdir: str):
 
 # --------------------------------------------------------------------------- report
 def machine_info(lammps_version: str | None, pyace_version: str | None) -> list[tuple[str, str]]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    cpu = cpu_model()
+    usable = usable_cores()
 
     def version(pkg):
         try:

@@ -34,6 +34,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_model, usable_cores  # benchmarks/ is on sys.path as the script dir
 from ase import Atoms
 from ase.build import bulk
 from ase.optimize import FIRE
@@ -163,14 +164,7 @@ def relax(target, start, make, fmax, cap, row: Row) -> None:
 
 # --------------------------------------------------------------------------- report
 def machine_info() -> list[tuple[str, str]]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
 
     def version(pkg):
         try:
@@ -178,7 +172,7 @@ def machine_info() -> list[tuple[str, str]]:
         except metadata.PackageNotFoundError:
             return "not installed"
 
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable_cores()
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return [("CPU", cpu), ("cores (usable / total)", f"{usable} / {os.cpu_count()}"),
             ("load average at start (1/5/15 min)", load),

@@ -43,6 +43,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_model, usable_cores  # benchmarks/ is on sys.path as the script dir
 from ase import Atoms
 from ase.build import bulk
 
@@ -303,18 +304,8 @@ def version(pkg: str) -> str:
 
 
 def machine_info() -> list[tuple[str, str]]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    cpu = cpu_model()
+    usable = usable_cores()
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return [
         ("CPU", cpu),
