@@ -1,4 +1,4 @@
-"""Command line: ``crystalgen demo``, ``descriptors``, ``score`` and ``grs``.
+"""Command line: ``crystalgen demo``, ``descriptors``, ``score``, ``grs`` and ``dataset``.
 
 Usage errors from argparse exit with code 2 as usual; errors in the inputs (a missing or
 unreadable file, an unknown element, a structure with elements the descriptor lacks) print
@@ -176,6 +176,68 @@ def _cmd_grs(args) -> int:
     return 0
 
 
+def _split_fractions(text: str) -> tuple[float, float, float]:
+    try:
+        parts = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"--split {text!r}: give three fractions like 0.9,0.05,0.05") from None
+    parts += [0.0] * (3 - len(parts))
+    if len(parts) != 3:
+        raise InputError(f"--split {text!r}: give at most three fractions (train,val,test)")
+    return tuple(parts)
+
+
+def _cmd_dataset_build(args) -> int:
+    import json
+
+    from .datasets.cache import BuildSettings, build_dataset
+
+    source = args.source
+    if source == "synthetic":
+        from .datasets.synthetic import default_synthetic_set, write_synthetic_set
+
+        os.makedirs(args.out, exist_ok=True)
+        source = os.path.join(args.out, "synthetic.extxyz")
+        if not os.path.exists(source):
+            import numpy as np
+
+            structures = default_synthetic_set(rng=np.random.default_rng(args.seed),
+                                               progress=not args.no_progress)
+            write_synthetic_set(structures, source)
+            print(f"wrote {len(structures)} synthetic EMT polymorphs to {source}")
+    elif not os.path.exists(source):
+        raise InputError(f"data source not found: {source}")
+    energy_range = tuple(args.energy_range) if args.energy_range else None
+    settings = BuildSettings(
+        max_atoms=args.max_atoms, min_sites=args.min_sites, max_sites=args.max_sites,
+        min_fraction=args.min_fraction, symprec=args.symprec, order=args.order,
+        niggli=not args.no_niggli, split=_split_fractions(args.split), seed=args.seed,
+        energy_range=energy_range, format=args.format, energy_column=args.energy_column,
+    )
+    data = build_dataset(source, args.out, settings, progress=not args.no_progress, force=args.force)
+    c = data.meta["counts"]
+    print(f"{c['structures']} structures ({c['polymorph_groups']} polymorph groups) from "
+          f"{c['rows_read']} rows: train {c['train']}, val {c['val']}, test {c['test']}")
+    if c["skipped"] or c["removed_by_frequency"]:
+        print(f"skipped: {json.dumps(c['skipped'])}; removed as rare: {c['removed_by_frequency']} "
+              f"(elements {', '.join(data.meta['rare_elements']) or '-'}; "
+              f"space groups {', '.join(map(str, data.meta['rare_spacegroups'])) or '-'})")
+    print(f"wrote {os.path.join(args.out, 'data.npz')}, meta.json, summary.md, summary.png")
+    return 0
+
+
+def _cmd_dataset_info(args) -> int:
+    from .datasets.cache import CacheError, load_dataset
+    from .datasets.summary import dataset_summary, summary_markdown
+
+    try:
+        data = load_dataset(args.directory)
+    except CacheError as exc:
+        raise InputError(str(exc)) from None
+    print(summary_markdown(dataset_summary(data), f"Processed data set: {args.directory}"))
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -247,6 +309,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="start again, do not resume")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_grs)
+
+    p = sub.add_parser("dataset", help="build and inspect processed data sets for the generative models",
+                       description="Processed data sets for the generative models.")
+    dsub = p.add_subparsers(dest="dataset_command", metavar="ACTION")
+    dsub.required = True
+    b = dsub.add_parser("build", help="read, encode, filter, group and split a data source",
+                        description="Encode SOURCE (CDVAE CSV, AFLOW CSV, ASE file or database, or "
+                                    "'synthetic' for EMT polymorphs made on the spot) into DIR. "
+                                    "Resumes an interrupted build; does nothing when DIR is up to date.")
+    b.add_argument("source", metavar="SOURCE", help="data file, or 'synthetic'")
+    b.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    b.add_argument("--format", default="auto", choices=["auto", "cdvae", "aflow", "ase", "db"],
+                   help="source format (default: from extension and CSV header)")
+    b.add_argument("--energy-column", help="column / info key of the energy condition (eV/atom)")
+    b.add_argument("--max-atoms", type=int, default=60, help="atom rows of the layout (default: 60)")
+    b.add_argument("--min-sites", type=int, default=4, help="smallest cell kept (default: 4)")
+    b.add_argument("--max-sites", type=int, help="largest cell kept (default: --max-atoms)")
+    b.add_argument("--min-fraction", type=float, default=0.01,
+                   help="drop elements and space groups in fewer than this fraction of structures "
+                        "(default: 0.01, the paper; 0 keeps all)")
+    b.add_argument("--symprec", type=float, default=0.1, help="spglib tolerance in A (default: 0.1)")
+    b.add_argument("--order", default="formula", choices=["formula", "z", "input"],
+                   help="atom-row order (default: formula order, as the paper)")
+    b.add_argument("--no-niggli", action="store_true", help="keep cells as given (no Niggli reduction)")
+    b.add_argument("--split", default="0.9,0.05,0.05",
+                   help="train,val,test fractions, split by reduced formula (default: %(default)s)")
+    b.add_argument("--energy-range", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                   help="keep energies in this open interval (the paper: -5 5)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the split (default: 0)")
+    b.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b.set_defaults(func=_cmd_dataset_build)
+    i = dsub.add_parser("info", help="summary of a processed data set")
+    i.add_argument("directory", metavar="DIR")
+    i.set_defaults(func=_cmd_dataset_info)
     return parser
 
 
