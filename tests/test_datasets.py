@@ -437,3 +437,28 @@ def test_torch_datasets(tmp_path, cdvae_csv):
     assert not np.array_equal(first, second) or len(first) < 2
     val = ModificationDataset(data, "train", resample=False)
     assert len(val) == 8 and all(data.arrays["rank"][int(val[k]["index"])] == 0 for k in range(len(val)))
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+def test_cli_dataset_build_and_info(tmp_path, cdvae_csv, capsys):
+    from ase_crystalgen.cli import main
+
+    out = tmp_path / "built"
+    assert main(["dataset", "build", str(cdvae_csv), "--out", str(out), "--min-fraction", "0",
+                 "--split", "0.5,0.25,0.25", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "12 structures (4 polymorph groups) from 12 rows" in text
+    assert (out / "summary.png").stat().st_size > 10_000
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["settings"]["split"] == [0.5, 0.25, 0.25] and meta["source"]["energy_column"] == "heat_ref"
+    assert main(["dataset", "info", str(out)]) == 0
+    assert "| 221 | 4 |" in capsys.readouterr().out
+    # errors: one line, exit code 2
+    assert main(["dataset", "build", str(tmp_path / "nope.csv"), "--out", str(out)]) == 2
+    assert "data source not found" in capsys.readouterr().err
+    assert main(["dataset", "build", str(cdvae_csv), "--out", str(out), "--split", "a,b"]) == 2
+    assert "--split 'a,b': give three fractions" in capsys.readouterr().err
+    assert main(["dataset", "info", str(tmp_path)]) == 2
+    assert "is not a processed data set" in capsys.readouterr().err
