@@ -238,6 +238,50 @@ def _cmd_dataset_info(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    try:
+        from .training import load_config, train
+    except ImportError as exc:
+        raise InputError(f"training needs torch: pip install 'ase_crystalgen[ml]' ({exc})") from None
+    overrides = list(args.set or [])
+    if args.out:
+        overrides.append(f"out={args.out}")
+    if args.device:
+        overrides.append(f"device={args.device}")
+    if args.no_progress:
+        overrides.append("progress=false")
+    config = load_config(args.config, overrides)
+    result = train(config)
+    last = next((h for h in reversed(result.history) if "loss" in h), None)
+    if result.model_dir is not None:
+        loss = f", last loss {last['loss']:.4f}" if last else ""
+        print(f"trained {result.step} steps ({result.epoch} epochs){loss}; model in {result.model_dir}, "
+              f"loss curve in {result.out / 'loss.png'}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    try:
+        from .training.evaluate import evaluate_model
+    except ImportError as exc:
+        raise InputError(f"evaluation needs torch: pip install 'ase_crystalgen[ml]' ({exc})") from None
+    summary = evaluate_model(
+        args.model, args.data, split=args.split, k=args.k, method=args.method, steps=args.steps,
+        batch_size=args.batch_size, seed=args.seed, tolerances=tuple(args.tolerances), limit=args.limit,
+        train_data=args.train_data, n_jobs=args.jobs, out=args.out, device=args.device,
+        progress=not args.no_progress,
+    )
+    for tol, by_k in summary["metrics"].items():
+        for kk, m in by_k.items():
+            rms = f", RMSE {m['rmse']:.4f}" if m.get("rmse") is not None else ""
+            print(f"{tol} tolerances, {kk}: match {100 * m['match_rate']:.2f} %{rms} ({m['n']} structures)")
+    v = summary["validity"]
+    print(f"valid samples: {100 * v['rate']:.1f} % of {v['n_samples']}")
+    if args.out:
+        print(f"wrote {os.path.join(args.out, 'evaluation.json')}, evaluation.md, samples.extxyz")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -344,6 +388,38 @@ def build_parser() -> argparse.ArgumentParser:
     i = dsub.add_parser("info", help="summary of a processed data set")
     i.add_argument("directory", metavar="DIR")
     i.set_defaults(func=_cmd_dataset_info)
+
+    p = sub.add_parser("train", help="train a generative model from a YAML config",
+                       description="Train (or resume) a generative model. Re-running the same command "
+                                   "continues an interrupted run from its last checkpoint. For several "
+                                   "GPUs: torchrun --nproc_per_node N -m ase_crystalgen train CONFIG.")
+    p.add_argument("config", metavar="CONFIG.yaml")
+    p.add_argument("--out", help="run directory (overrides the config's out)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's, auto)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config option")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="match rate and RMSE of a model on a processed data set",
+                       description="Draw K samples per test structure with its conditions and match "
+                                   "them with pymatgen's StructureMatcher.")
+    p.add_argument("model", metavar="MODEL", help="model directory (RUN/model) or RUN/checkpoint.pt")
+    p.add_argument("--data", required=True, help="processed data set directory")
+    p.add_argument("--split", default="test", help="train, val, test or all (default: test)")
+    p.add_argument("-k", type=int, default=1, help="samples per test structure (default: 1)")
+    p.add_argument("--method", help="sampler: ddpm or ddim for diffusion models (default: ddim)")
+    p.add_argument("--steps", type=int, help="sampling steps (default: the objective's, 100)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--tolerances", nargs="+", default=["paper", "field"],
+                   help="named StructureMatcher tolerances (paper, field, loose, looser)")
+    p.add_argument("--limit", type=int, help="evaluate a random subset of this many structures")
+    p.add_argument("--train-data", help="training data set: report seen and unseen compositions apart")
+    p.add_argument("--jobs", type=int, default=1, help="processes for matching (default: 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", help="directory for evaluation.json, evaluation.md, samples.extxyz")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_evaluate)
     return parser
 
 

@@ -1,0 +1,150 @@
+"""Self-describing checkpoints and model directories.
+
+Two formats:
+
+* **Training checkpoint** (``RUN/checkpoint.pt``, one file written atomically): everything
+  needed to continue a run exactly (weights, EMA weights, optimizer, learning-rate
+  scheduler, gradient scaler, random-number states, step, epoch, position in the epoch,
+  history) plus the description below.
+* **Model directory** (``RUN/model/``, what ``CrystalGenerator.from_pretrained`` reads and
+  what the package ships): ``model.json`` (format, format version, package version, model
+  class and constructor arguments, objective, scaler, data schema, training summary) and
+  ``weights.pt`` (the EMA weights as a plain ``state_dict``, loaded with
+  ``weights_only=True``).
+
+Loading checks the format name and version and says what is wrong with a file that is
+missing, truncated, corrupt, or made by an incompatible version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "ase_crystalgen-model"
+FORMAT_VERSION = 1
+CHECKPOINT_FORMAT = "ase_crystalgen-checkpoint"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or model directory is missing, corrupt or incompatible."""
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Write a training checkpoint atomically (temporary file, fsync, rename)."""
+    from .. import __version__
+
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        **state,
+    }
+    _atomic_torch_save(state, Path(path))
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a training checkpoint, with clear errors for missing, corrupt or foreign files."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        # our own file, but it holds optimizer state and numpy RNG state; trusted local file
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {exc})"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not an ase_crystalgen training checkpoint")
+    if state.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {state.get('format_version')}; this ase_crystalgen "
+            f"reads version {FORMAT_VERSION}"
+        )
+    return state
+
+
+def save_model_dir(
+    directory: str | Path,
+    model: torch.nn.Module,
+    model_config: dict[str, Any],
+    objective: dict[str, Any],
+    scaler: dict[str, Any],
+    data_schema: dict[str, Any],
+    card: dict[str, Any] | None = None,
+) -> Path:
+    """Write a model directory (``model.json`` + ``weights.pt``); the JSON is written last."""
+    from .. import __version__
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    _atomic_torch_save(state, directory / "weights.pt")
+    description = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "torch_version": torch.__version__,
+        "model_class": type(model).__name__,
+        "model_config": model_config,
+        "objective": objective,
+        "scaler": scaler,
+        "data_schema": data_schema,
+        "card": card or {},
+        "n_parameters": int(sum(p.numel() for p in model.parameters())),
+    }
+    from ..datasets.cache import atomic_write_text
+
+    atomic_write_text(directory / "model.json", json.dumps(description, indent=2) + "\n")
+    return directory
+
+
+def read_model_dir(directory: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read and check a model directory; returns (description, state_dict)."""
+    directory = Path(directory)
+    meta_path, weights_path = directory / "model.json", directory / "weights.pt"
+    if not directory.is_dir():
+        raise CheckpointError(f"model directory {directory} does not exist")
+    if not meta_path.exists():
+        raise CheckpointError(f"{directory} has no model.json: not an ase_crystalgen model directory")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{meta_path} is corrupt: {exc}") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{meta_path} is not an ase_crystalgen model description")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{directory} was written in model format {meta.get('format_version')} by ase_crystalgen "
+            f"{meta.get('package_version')}; this version reads format {FORMAT_VERSION}"
+        )
+    if not weights_path.exists():
+        raise CheckpointError(f"{directory} has no weights.pt")
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(
+            f"{weights_path} is corrupt or truncated ({type(exc).__name__}: {exc})"
+        ) from None
+    return meta, state
