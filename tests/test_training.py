@@ -288,3 +288,17 @@ def test_ddp_on_cpu_with_torchrun(data_dir, tmp_path):
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert state["step"] == 3 and len(state["noise_state"]) == 2
     assert (tmp_path / "run" / "model" / "weights.pt").exists()
+
+
+def test_train_generator_example_quick(tmp_path):
+    pytest.importorskip("pyxtal")
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_generator.py"
+    spec = importlib.util.spec_from_file_location("train_generator", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    summary = example.main(quick=True, workdir=tmp_path / "work")
+    assert summary["n_targets"] >= 4 and summary["validity"]["n_samples"] == 2 * summary["n_targets"]
+    assert (tmp_path / "work" / "run" / "model" / "model.json").exists()
+    assert (tmp_path / "work" / "evaluation" / "evaluation.md").exists()
