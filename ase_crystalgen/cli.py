@@ -213,11 +213,14 @@ def _cmd_dataset_build(args) -> int:
         min_fraction=args.min_fraction, symprec=args.symprec, order=args.order,
         niggli=not args.no_niggli, split=_split_fractions(args.split), seed=args.seed,
         energy_range=energy_range, format=args.format, energy_column=args.energy_column,
+        deduplicate=args.deduplicate, split_by=args.split_by,
     )
     data = build_dataset(source, args.out, settings, progress=not args.no_progress, force=args.force)
     c = data.meta["counts"]
     print(f"{c['structures']} structures ({c['polymorph_groups']} polymorph groups) from "
           f"{c['rows_read']} rows: train {c['train']}, val {c['val']}, test {c['test']}")
+    if c.get("duplicates"):
+        print(f"removed {c['duplicates']} duplicate structures")
     if c["skipped"] or c["removed_by_frequency"]:
         print(f"skipped: {json.dumps(c['skipped'])}; removed as rare: {c['removed_by_frequency']} "
               f"(elements {', '.join(data.meta['rare_elements']) or '-'}; "
@@ -381,6 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train,val,test fractions, split by reduced formula (default: %(default)s)")
     b.add_argument("--energy-range", nargs=2, type=float, metavar=("LOW", "HIGH"),
                    help="keep energies in this open interval (the paper: -5 5)")
+    b.add_argument("--deduplicate", action="store_true",
+                   help="drop repeated crystals (StructureMatcher 0.2/0.3/5 among equal formula, energy "
+                        "within 0.01 eV/atom and volume within 10 %%)")
+    b.add_argument("--split-by", default="formula", choices=["formula", "structure"],
+                   help="keep polymorph groups whole (default) or split single structures (Carbon-24)")
     b.add_argument("--seed", type=int, default=0, help="seed of the split (default: 0)")
     b.add_argument("--force", action="store_true", help="rebuild even when up to date")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -462,3 +462,30 @@ def test_cli_dataset_build_and_info(tmp_path, cdvae_csv, capsys):
     assert "--split 'a,b': give three fractions" in capsys.readouterr().err
     assert main(["dataset", "info", str(tmp_path)]) == 2
     assert "is not a processed data set" in capsys.readouterr().err
+
+
+def test_duplicates_are_found_and_split_by_structure(tmp_path, structures):
+    from ase_crystalgen.datasets import duplicate_mask
+
+    first = structures[0]
+    copy = first.copy()  # the same crystal: rotated, translated, atoms permuted, other cell
+    copy.positions += [0.3, -0.2, 0.9]
+    copy.rotate(37, "z", rotate_cell=True)
+    copy = copy[[4, 2, 0, 3, 1]]
+    copy.set_cell([copy.cell[0], copy.cell[1], copy.cell[2] + copy.cell[0]], scale_atoms=False)
+    copy.wrap()
+    copy.info.update(first.info, id="copy")
+    pool = structures + [copy]
+    formulas = [reduced_formula(a.numbers) for a in pool]
+    energies = [a.info["formation_energy"] for a in pool]
+    keep, rep = duplicate_mask(pool, formulas, energies)
+    assert keep.sum() == len(structures) and not keep[-1] and rep[-1] == 0
+    # a different energy means a different calculation: not compared
+    energies[-1] += 0.5
+    assert duplicate_mask(pool, formulas, energies)[0].all()
+    path = write_cdvae_csv(tmp_path / "dups.csv", pool)
+    data = build_dataset(path, tmp_path / "out", progress=False, min_fraction=0.0, deduplicate=True,
+                         split_by="structure", split=(0.5, 0.25, 0.25))
+    assert data.meta["counts"]["duplicates"] == 1 and len(data) == len(structures)
+    # split by structure: polymorphs of one formula may now be in different splits
+    assert len(set(data.arrays["split"].tolist())) == 3

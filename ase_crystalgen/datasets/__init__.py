@@ -8,6 +8,7 @@ standard library but talks to the network.
 from .cache import BuildSettings, CacheError, ProcessedDataset, build_dataset, load_dataset
 from .processing import (
     SPLIT_NAMES,
+    duplicate_mask,
     frequency_mask,
     modification_pairs,
     polymorph_groups,
@@ -29,6 +30,7 @@ __all__ = [
     "BuildSettings",
     "CacheError",
     "DataFormatError",
+    "duplicate_mask",
     "ProcessedDataset",
     "build_dataset",
     "frequency_mask",

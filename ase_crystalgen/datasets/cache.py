@@ -44,6 +44,7 @@ from ..representation.tensors import (
 )
 from .processing import (
     SPLIT_NAMES,
+    duplicate_mask,
     frequency_mask,
     modification_pairs,
     polymorph_groups,
@@ -81,11 +82,15 @@ class BuildSettings:
     split: tuple[float, float, float] = (0.9, 0.05, 0.05)
     seed: int = 0
     energy_range: tuple[float, float] | None = None
+    deduplicate: bool = False
+    split_by: str = "formula"
     format: str = "auto"
     energy_column: str | None = None
     chunk_size: int = 1000
 
     def __post_init__(self) -> None:
+        if self.split_by not in ("formula", "structure"):
+            raise ValueError(f"unknown split_by {self.split_by!r}; choose formula or structure")
         if self.max_sites is not None and self.max_sites > self.max_atoms:
             raise ValueError(f"max_sites={self.max_sites} exceeds max_atoms={self.max_atoms}")
         self.split = tuple(float(s) for s in self.split)
@@ -391,7 +396,21 @@ def _finalise(merged, settings, key, source, source_sha, energy_column, version)
         raise ValueError(
             f"the frequency filter (min_fraction={settings.min_fraction}) removed every structure; lower it"
         )
-    split = split_by_formula(arrays["formula"], settings.split, np.random.default_rng(settings.seed))
+    n_duplicates = 0
+    if settings.deduplicate:
+        structures = [
+            tensors_to_atoms(arrays["x"][i], arrays["numbers"][i, : arrays["n_sites"][i]])
+            for i in range(len(arrays["energy"]))
+        ]
+        unique, _ = duplicate_mask(structures, arrays["formula"], arrays["energy"])
+        n_duplicates = int((~unique).sum())
+        arrays = {k: v[unique] for k, v in arrays.items()}
+    # a split by structure is for sets where every structure shares one formula (Carbon-24);
+    # after deduplication no crystal can sit in two splits
+    keys = (
+        arrays["formula"] if settings.split_by == "formula" else np.arange(len(arrays["energy"])).astype(str)
+    )
+    split = split_by_formula(keys, settings.split, np.random.default_rng(settings.seed))
     groups = polymorph_groups(arrays["formula"], arrays["energy"])
     names = sorted(groups)
     group = np.zeros(len(split), dtype=np.int32)
@@ -419,6 +438,7 @@ def _finalise(merged, settings, key, source, source_sha, energy_column, version)
             "polymorph_groups": len(names),
             "skipped": dict(skipped),
             "removed_by_frequency": int((~keep).sum()),
+            "duplicates": n_duplicates,
             **{name: int((split == s).sum()) for s, name in enumerate(SPLIT_NAMES)},
         },
         "rare_elements": rare_el,

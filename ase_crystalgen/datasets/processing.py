@@ -169,3 +169,60 @@ def sample_epoch_pairs(
         a, b = a[rng.permutation(len(a))[:n]], b[rng.permutation(len(b))[:n]]
     pairs = np.concatenate([a, b])
     return pairs[rng.permutation(len(pairs))]
+
+
+def duplicate_mask(
+    structures: Sequence,
+    formulas: Sequence[str],
+    energies: Sequence[float],
+    ltol: float = 0.2,
+    stol: float = 0.3,
+    angle_tol: float = 5.0,
+    energy_tol: float = 0.01,
+    volume_tol: float = 0.1,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Find repeated crystals with pymatgen's StructureMatcher (e.g. in Carbon-24).
+
+    Two structures are compared only when they share a reduced formula and their energies
+    (eV/atom) differ by at most ``energy_tol`` and their volumes per atom by at most
+    ``volume_tol`` (relative): a duplicate has the same energy and density, and the pre-filter
+    keeps the number of matcher calls near linear. Within a cluster of matches the first
+    structure is kept.
+
+    Parameters
+    ----------
+    structures
+        ``ase.Atoms`` (or pymatgen structures), one per entry.
+
+    Returns
+    -------
+    keep, representative
+        ``keep[i]`` is False for a duplicate; ``representative[i]`` is the index it repeats
+        (``i`` itself when kept).
+    """
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from tqdm.auto import tqdm
+
+    n = len(structures)
+    energies = np.asarray(energies, dtype=float)
+    pmg = [s if hasattr(s, "lattice") else AseAtomsAdaptor.get_structure(s) for s in structures]
+    vpa = np.array([s.volume / len(s) for s in pmg])
+    matcher = StructureMatcher(ltol=ltol, stol=stol, angle_tol=angle_tol)
+    representative = np.arange(n)
+    by_formula: dict[str, list[int]] = {}
+    for i, f in enumerate(formulas):
+        by_formula.setdefault(str(f), []).append(i)
+    for members in tqdm(list(by_formula.values()), desc="duplicates", disable=not progress):
+        kept: list[int] = []
+        for i in sorted(members):
+            for j in kept:
+                if abs(energies[i] - energies[j]) > energy_tol or abs(vpa[i] - vpa[j]) > volume_tol * vpa[j]:
+                    continue
+                if matcher.fit(pmg[i], pmg[j]):
+                    representative[i] = j
+                    break
+            else:
+                kept.append(i)
+    return representative == np.arange(n), representative
