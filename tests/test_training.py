@@ -302,3 +302,16 @@ def test_train_generator_example_quick(tmp_path):
     assert summary["n_targets"] >= 4 and summary["validity"]["n_samples"] == 2 * summary["n_targets"]
     assert (tmp_path / "work" / "run" / "model" / "model.json").exists()
     assert (tmp_path / "work" / "evaluation" / "evaluation.md").exists()
+
+
+def test_init_from_starts_at_trained_weights(data_dir, tmp_path):
+    first = train(config(data_dir, tmp_path / "first", max_steps=3))
+    # with a vanishing learning rate the fine-tuned weights stay at the starting point
+    tuned = train(config(data_dir, tmp_path / "tuned", max_steps=2, lr=1e-12, init_from=str(first.model_dir)))
+    a, b = _weights(tmp_path / "first"), _weights(tmp_path / "tuned")
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=1e-9)
+    assert tuned.step == 2
+    wider = dict(TINY, model_channels=32)
+    with pytest.raises(ValueError, match=r"its model config differs from this run's"):
+        train(config(data_dir, tmp_path / "other", model=wider, init_from=str(first.model_dir)))

@@ -53,7 +53,8 @@ class TrainConfig:
 
     ``model`` is a preset name (``"small"``, ``"paper"``) or a dict of
     :class:`~ase_crystalgen.models.UNetConfig` fields (over the small preset). ``objective``
-    names the training method; ``objective_args`` go to its constructor. ``mixed_precision``
+    names the training method; ``objective_args`` go to its constructor. ``init_from`` (a
+    model directory) starts from trained weights, for fine-tuning or a warm restart. ``mixed_precision``
     is ``"auto"`` (bf16/fp16 autocast on CUDA, off on CPU), ``"off"``, ``"fp16"`` or ``"bf16"``.
     """
 
@@ -62,6 +63,7 @@ class TrainConfig:
     objective: str = "flow-uniform"
     objective_args: dict[str, Any] = field(default_factory=dict)
     model: str | dict[str, Any] = "small"
+    init_from: str | None = None
     batch_size: int = 64
     epochs: int = 100
     max_steps: int | None = None

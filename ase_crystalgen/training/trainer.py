@@ -176,6 +176,13 @@ def train(config: TrainConfig) -> TrainResult:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model, model_config = build_model(config, data.arrays["x"].shape[1])
+    if config.init_from is not None:
+        from .checkpoint import read_model_dir
+
+        meta, state = read_model_dir(config.init_from)
+        if meta["model_config"] != model_config.to_dict():
+            raise ValueError(f"init_from {config.init_from}: its model config differs from this run's")
+        model.load_state_dict(state)
     model.to(device)
     train_idx = data.indices(config.train_split)
     scaler_space = StructureScaler.fit(data.arrays["x"][train_idx])
