@@ -113,17 +113,15 @@ def _write_atomic(path: str, frames) -> None:
     """Write all frames to ``path`` through a temporary file and a rename."""
     from ase.io import write
 
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    base, ext = os.path.splitext(path)
-    tmp = f"{base}.partial{ext}"
+    from ._atomic import atomic_path
+
     clean = []
     for a in frames:
         b = a.copy()
         b.info.pop("grs_history", None)
         clean.append(b)
-    write(tmp, clean)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # keeps the suffix, so ASE picks the format from it
+        write(tmp, clean)
 
 
 def _cmd_grs(args) -> int:

@@ -63,9 +63,7 @@ Assumptions about pace (ML-PACE)
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from math import pi, sqrt
 
@@ -181,20 +179,9 @@ def write_yace(descriptor, path, y00: float = PACE_Y00, dcut: float = 1e-5,
 
 
 def _write_atomically(path, text: str) -> None:
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".yace")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        mask = os.umask(0)  # mkstemp makes the file private; give it the usual mode
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from ._atomic import atomic_write_text
+
+    atomic_write_text(path, text)
 
 
 # --------------------------------------------------------------------------- reading

@@ -65,7 +65,6 @@ against a local HTTP server that replays responses authored in the AFLUX format.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import http.client
@@ -73,7 +72,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -89,6 +87,8 @@ from typing import Any
 import numpy as np
 from ase.data import chemical_symbols
 from tqdm.auto import tqdm
+
+from .._atomic import atomic_open, atomic_write_bytes
 
 __all__ = [
     "AFLOW_CSV_COLUMNS",
@@ -212,26 +212,6 @@ class FetchReport:
 
 
 # --------------------------------------------------------------------------------------
-# Files
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # KeyboardInterrupt included: never leave a half-written temporary behind
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 # --------------------------------------------------------------------------------------
 # Responses
 
@@ -667,7 +647,7 @@ class AflowClient:
             return
         rec.update(pages_done=sorted(done), last_page=last_page, complete=complete,
                    updated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        _atomic_write_bytes(self.cache_dir / _MANIFEST, json.dumps(manifest, indent=1).encode())
+        atomic_write_bytes(self.cache_dir / _MANIFEST, json.dumps(manifest, indent=1).encode())
 
     def cache_status(self, matchbook: Mapping[str, Any] | str, fields: Sequence[str]) -> dict | None:
         """The manifest record of a query (pages done, last page, complete), or None."""
@@ -743,7 +723,7 @@ class AflowClient:
                 body = self._get(url, page)
                 entries = _parse_page(body, url, page)
                 if self.cache_dir is not None:
-                    _atomic_write_bytes(self._page_path(url), body)
+                    atomic_write_bytes(self._page_path(url), body)
             if manifest is not None:
                 # cache hits too: a manifest lost or written by an older run catches up
                 self._note_page(manifest, template, page, last=len(entries) < self.page_size)
@@ -909,26 +889,15 @@ def write_aflow_csv(entries: Iterable[Mapping[str, Any]], path: str | os.PathLik
         An entry fails :func:`normalize_entry`; the message names its index and auid.
         The file at ``path`` is then left as it was.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     n = 0
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(AFLOW_CSV_COLUMNS)
-            for i, raw in enumerate(entries):
-                try:
-                    entry = normalize_entry(raw)
-                except InvalidEntryError as exc:
-                    raise ValueError(f"write_aflow_csv: entry {i} cannot be written: {exc}") from None
-                writer.writerow(_csv_row(entry))
-                n += 1
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(AFLOW_CSV_COLUMNS)
+        for i, raw in enumerate(entries):
+            try:
+                entry = normalize_entry(raw)
+            except InvalidEntryError as exc:
+                raise ValueError(f"write_aflow_csv: entry {i} cannot be written: {exc}") from None
+            writer.writerow(_csv_row(entry))
+            n += 1
     return n

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -33,6 +31,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from .._atomic import atomic_path, atomic_write_text
 from ..representation.elements import ELEMENT_SYMBOLS
 from ..representation.spacegroups import get_spacegroup
 from ..representation.tensors import (
@@ -48,7 +47,6 @@ from .processing import (
     frequency_mask,
     modification_pairs,
     polymorph_groups,
-    size_mask,
     split_by_formula,
 )
 from .readers import DataFormatError, open_source
@@ -96,6 +94,8 @@ class BuildSettings:
         self.split = tuple(float(s) for s in self.split)
         if self.energy_range is not None:
             self.energy_range = tuple(float(e) for e in self.energy_range)
+        if self.min_sites > self.site_limit:
+            raise ValueError(f"min_sites={self.min_sites} is larger than max_sites={self.site_limit}")
 
     @property
     def site_limit(self) -> int:
@@ -129,29 +129,10 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to ``path`` through a temporary file and a rename."""
-    _atomic_write_bytes(path, lambda fh: fh.write(text.encode()))
-
-
 def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
     """``np.savez`` to ``path`` through a temporary file and a rename."""
-    _atomic_write_bytes(path, lambda fh: np.savez(fh, **arrays))
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
 
 
 class ProcessedDataset:
@@ -243,7 +224,7 @@ def _encode_chunk(reader, rows, settings: BuildSettings) -> dict[str, np.ndarray
             skipped.append((row.index, "unreadable", str(exc)))
             continue
         n = len(atoms)
-        if not size_mask(np.array([n]), settings.min_sites, settings.site_limit)[0]:
+        if not settings.min_sites <= n <= settings.site_limit:
             skipped.append((row.index, "size", f"{n} sites"))
             continue
         energy = atoms.info["formation_energy"]

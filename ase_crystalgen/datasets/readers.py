@@ -36,7 +36,6 @@ FORMATS = ("cdvae", "aflow", "ase", "db")
 # columns that hold the energy condition, in order of preference
 CDVAE_ENERGY_COLUMNS = ("formation_energy_per_atom", "heat_ref", "energy_per_atom", "formation_energy")
 ASE_ENERGY_KEYS = ("formation_energy", "formation_energy_per_atom", "enthalpy_formation_atom", "heat_ref")
-AFLOW_COLUMNS = ("geometry", "positions_fractional", "enthalpy_formation_atom")
 _FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _FORMULA_TOKEN = re.compile(r"([A-Z][a-z]?)(\d*\.?\d*)")
 
@@ -142,10 +141,11 @@ def open_source(
 # --- CSV helpers -------------------------------------------------------------------------
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+def _csv_rows(path: Path) -> Iterator[RawRow]:
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a whole CIF sits in one field
     with path.open(newline="") as fh:
-        yield from enumerate(csv.DictReader(fh))
+        for i, row in enumerate(csv.DictReader(fh)):
+            yield RawRow(i, row)
 
 
 def _numeric_info(row: dict[str, str], skip: Iterable[str]) -> dict[str, float]:
@@ -190,10 +190,6 @@ def _cdvae_reader(path: Path, energy_column: str | None, id_column: str) -> Read
     elif energy_column not in header:
         raise DataFormatError(f"{path}: no column {energy_column!r}; columns are {', '.join(header)}")
 
-    def rows() -> Iterator[RawRow]:
-        for i, row in _csv_rows(path):
-            yield RawRow(i, row)
-
     def parse(raw: RawRow) -> Atoms:
         row = raw.payload
         where = f"{path.name} row {raw.index + 1}"
@@ -203,7 +199,7 @@ def _cdvae_reader(path: Path, energy_column: str | None, id_column: str) -> Read
         atoms.info["id"] = row.get(id_column) or str(raw.index)
         return atoms
 
-    return Reader(path, "cdvae", energy_column, rows, parse)
+    return Reader(path, "cdvae", energy_column, lambda: _csv_rows(path), parse)
 
 
 def atoms_from_cif(text: str, where: str = "CIF") -> Atoms:
@@ -247,10 +243,6 @@ def _aflow_reader(path: Path, energy_column: str, id_column: str) -> Reader:
     if energy_column not in header:
         raise DataFormatError(f"{path}: no column {energy_column!r}; columns are {', '.join(header)}")
 
-    def rows() -> Iterator[RawRow]:
-        for i, row in _csv_rows(path):
-            yield RawRow(i, row)
-
     def parse(raw: RawRow) -> Atoms:
         row = raw.payload
         where = f"{path.name} row {raw.index + 1}"
@@ -262,7 +254,7 @@ def _aflow_reader(path: Path, energy_column: str, id_column: str) -> Reader:
             atoms.info["spacegroup"] = int(float(spg))
         return atoms
 
-    return Reader(path, "aflow", energy_column, rows, parse)
+    return Reader(path, "aflow", energy_column, lambda: _csv_rows(path), parse)
 
 
 def atoms_from_aflow_row(row: dict[str, str], where: str = "AFLOW row") -> Atoms:

@@ -103,7 +103,7 @@ def plot_summary(dataset, path: str | Path) -> Path:
 
 def write_summary(dataset, directory: str | Path) -> dict[str, Any]:
     """Write ``summary.json``, ``summary.md`` and ``summary.png`` into ``directory``."""
-    from .cache import atomic_write_text
+    from .._atomic import atomic_write_text
 
     directory = Path(directory)
     s = dataset_summary(dataset)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -908,19 +907,8 @@ def write_synthetic_set(structures: Sequence[Atoms], path: str | os.PathLike) ->
     structures = list(structures)
     if not structures:
         raise ValueError("no structures to write")
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".synthetic-", suffix=".extxyz.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            write(handle, structures, format="extxyz")
-        # mkstemp makes the file private (0600); give it the mode a plain open() would have
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    from .._atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        write(tmp, structures, format="extxyz")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -20,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from ase import Atoms
 from tqdm.auto import tqdm
+
+from .._atomic import atomic_write_text
 
 #: Named StructureMatcher tolerances: ``paper`` is the paper's (pymatgen's defaults), ``field``
 #: the CDVAE/DiffCSP convention, ``loose``/``looser`` the paper's two extra levels.
@@ -246,15 +247,7 @@ class EvaluationResult:
     def to_json(self, path: str | os.PathLike, subsets: Mapping[str, Sequence[int]] | None = None) -> None:
         """Write ``{"summary": ..., "result": ...}``; atomically, so a crash leaves no half file."""
         text = json.dumps(dict(summary=self.summary(subsets), result=self.to_dict()), indent=1)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write_text(path, text)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> EvaluationResult:

@@ -183,14 +183,15 @@ class DescriptorTarget:
 
     def save(self, path) -> None:
         """Write the moments and scales to an ``.npz`` file (atomically)."""
-        tmp = f"{os.fspath(path)}.tmp.npz"
-        np.savez(
-            tmp, orders=np.array(self.orders), scale=self.scale, n_samples=self.n_samples,
-            block_size=-1 if self.block_size is None else self.block_size,
-            elements=np.array(self.elements or [], dtype=str),
-            **{f"m{p}": m for p, m in self.moments.items()},
-        )
-        os.replace(tmp, path)
+        from .._atomic import atomic_open
+
+        with atomic_open(path, "wb") as fh:  # a file object: np.savez adds no ".npz" suffix
+            np.savez(
+                fh, orders=np.array(self.orders), scale=self.scale, n_samples=self.n_samples,
+                block_size=-1 if self.block_size is None else self.block_size,
+                elements=np.array(self.elements or [], dtype=str),
+                **{f"m{p}": m for p, m in self.moments.items()},
+            )
 
     @classmethod
     def load(cls, path) -> DescriptorTarget:

@@ -19,12 +19,12 @@ missing, truncated, corrupt, or made by an incompatible version.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from .._atomic import atomic_path, atomic_write_text
 
 FORMAT = "ase_crystalgen-model"
 FORMAT_VERSION = 1
@@ -36,18 +36,8 @@ class CheckpointError(RuntimeError):
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
@@ -114,8 +104,6 @@ def save_model_dir(
         "card": card or {},
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
     }
-    from ..datasets.cache import atomic_write_text
-
     atomic_write_text(directory / "model.json", json.dumps(description, indent=2) + "\n")
     return directory
 

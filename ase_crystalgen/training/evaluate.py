@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..datasets.cache import ProcessedDataset, atomic_write_text
+from .._atomic import atomic_path, atomic_write_text
+from ..datasets.cache import ProcessedDataset
 from .sampling import decode, load_model, sample_tensors
 
 
@@ -140,7 +141,6 @@ def evaluate_model(
                     continue
                 atoms.info.update(target=str(data.arrays["ids"][targets_idx[t]]), sample=r)
                 flat.append(atoms)
-        tmp = out / ".samples.extxyz.tmp"
-        ase.io.write(tmp, flat, format="extxyz")
-        tmp.replace(out / "samples.extxyz")
+        with atomic_path(out / "samples.extxyz") as tmp:
+            ase.io.write(tmp, flat, format="extxyz")
     return summary

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..datasets.cache import ProcessedDataset, atomic_write_text
+from .._atomic import atomic_write_text
+from ..datasets.cache import ProcessedDataset
 from .checkpoint import load_checkpoint, save_checkpoint, save_model_dir
 from .config import TrainConfig
 
@@ -56,6 +57,16 @@ class EMA:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.shadow
+
+    @contextmanager
+    def applied_to(self, model: torch.nn.Module):
+        """Run a block with the EMA weights in ``model``; its own weights come back after."""
+        backup = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(self.shadow)
+        try:
+            yield model
+        finally:
+            model.load_state_dict(backup)
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         for k, v in state.items():
@@ -212,7 +223,6 @@ def train(config: TrainConfig) -> TrainResult:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
-        lr_sched = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, total))
         lr_sched.load_state_dict(state["lr_scheduler"])
         if grad_scaler is not None and state.get("grad_scaler"):
             grad_scaler.load_state_dict(state["grad_scaler"])
@@ -351,19 +361,17 @@ def train(config: TrainConfig) -> TrainResult:
 @torch.no_grad()
 def _validate(model, ema, objective, val_set, scaler, config, device) -> float:
     """Validation loss of the EMA weights with a fixed noise seed (comparable across epochs)."""
-    backup = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(ema.state_dict())
-    model.eval()
     gen = torch.Generator(device=device)
     gen.manual_seed(config.seed + 12345)
     losses, weights = [], []
     loader = torch.utils.data.DataLoader(val_set, batch_size=config.batch_size, shuffle=False)
-    for batch in loader:
-        batch = _to_model_space(batch, scaler, device)
-        loss, _ = objective.loss(model, batch, generator=gen)
-        losses.append(float(loss))
-        weights.append(len(batch["x"]))
-    model.load_state_dict(backup)
+    with ema.applied_to(model):
+        model.eval()
+        for batch in loader:
+            batch = _to_model_space(batch, scaler, device)
+            loss, _ = objective.loss(model, batch, generator=gen)
+            losses.append(float(loss))
+            weights.append(len(batch["x"]))
     return float(np.average(losses, weights=weights))
 
 
@@ -390,8 +398,6 @@ def _plot_history(history: list[dict[str, Any]], path: Path, config: TrainConfig
 
 def _export(directory, model, ema, model_config, config, objective, scaler, data, step, epoch) -> Path:
     """The EMA weights as a model directory (what CrystalGenerator.from_pretrained reads)."""
-    backup = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(ema.state_dict())
     elements = sorted({int(z) for z in np.unique(data.arrays["numbers"]) if z > 0})
     card = {
         "data": data.meta.get("source", {}),
@@ -410,11 +416,10 @@ def _export(directory, model, ema, model_config, config, objective, scaler, data
         "schema_version": data.meta["schema_version"],
         "task": config.task,
     }
-    path = save_model_dir(
-        directory, model, model_config.to_dict(), objective.to_dict(), scaler.state_dict(), schema, card
-    )
-    model.load_state_dict(backup)
-    return path
+    with ema.applied_to(model):
+        return save_model_dir(
+            directory, model, model_config.to_dict(), objective.to_dict(), scaler.state_dict(), schema, card
+        )
 
 
 def _hardware() -> dict[str, Any]:
