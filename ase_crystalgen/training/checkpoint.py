@@ -83,13 +83,21 @@ def save_model_dir(
     scaler: dict[str, Any],
     data_schema: dict[str, Any],
     card: dict[str, Any] | None = None,
+    weights_dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write a model directory (``model.json`` + ``weights.pt``); the JSON is written last."""
+    """Write a model directory (``model.json`` + ``weights.pt``); the JSON is written last.
+
+    ``weights_dtype=torch.float16`` stores floating-point weights at half size (the shipped
+    models); they load back into a float32 model. ``model.json`` records the SHA-256 of
+    ``weights.pt`` so that a corrupt or swapped file is named on loading.
+    """
     from .. import __version__
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if weights_dtype is not None:
+        state = {k: v.to(weights_dtype) if v.is_floating_point() else v for k, v in state.items()}
     _atomic_torch_save(state, directory / "weights.pt")
     description = {
         "format": FORMAT,
@@ -103,9 +111,21 @@ def save_model_dir(
         "data_schema": data_schema,
         "card": card or {},
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
+        "weights_dtype": str(weights_dtype or torch.float32).replace("torch.", ""),
+        "weights_sha256": _sha256(directory / "weights.pt"),
     }
     atomic_write_text(directory / "model.json", json.dumps(description, indent=2) + "\n")
     return directory
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_model_dir(directory: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -129,6 +149,12 @@ def read_model_dir(directory: str | Path) -> tuple[dict[str, Any], dict[str, tor
         )
     if not weights_path.exists():
         raise CheckpointError(f"{directory} has no weights.pt")
+    expected = meta.get("weights_sha256")
+    if expected is not None and _sha256(weights_path) != expected:
+        raise CheckpointError(
+            f"{weights_path} does not match the SHA-256 recorded in model.json: the file is corrupt "
+            "or belongs to another model"
+        )
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -1,0 +1,20 @@
+"""Trained models for users: generate and modify crystals, screen conditions.
+
+``CrystalGenerator.from_pretrained(name).sample(...)`` and
+``CrystalModifier.from_pretrained(name).modify(...)`` return ``ase.Atoms``;
+:func:`available_models` lists the shipped models; :mod:`.screen` is ``crystalgen screen``.
+"""
+
+from .conditions import ConditionWarning, parse_composition, parse_energy_grid
+from .generator import CrystalGenerator, CrystalModifier
+from .pretrained import available_models, resolve_model
+
+__all__ = [
+    "ConditionWarning",
+    "CrystalGenerator",
+    "CrystalModifier",
+    "available_models",
+    "parse_composition",
+    "parse_energy_grid",
+    "resolve_model",
+]

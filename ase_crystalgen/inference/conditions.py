@@ -1,0 +1,260 @@
+"""User conditions -> checked condition tensors for a trained model.
+
+A model can only be asked what its inputs can express: a cell of at most ``max_atoms`` atoms
+of elements H-Lr, a space group 1-230 and a finite energy. Inside those limits a model can
+still be asked about chemistry, symmetry or energies it never saw in training; that is a
+:class:`ConditionWarning` (or an error with ``strict=True``) naming what is new to it.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from ase.data import chemical_symbols
+
+from ..representation.elements import atomic_numbers_of
+from ..representation.spacegroups import validate_spacegroup
+
+
+def chemical_symbol(z: int) -> str:
+    return chemical_symbols[int(z)]
+
+
+class ConditionWarning(UserWarning):
+    """A condition outside what the model saw in training (elements, space group, energy)."""
+
+
+def _warn_or_raise(message: str, strict: bool) -> None:
+    if strict:
+        raise ValueError(message + " (strict=True)")
+    warnings.warn(message, ConditionWarning, stacklevel=4)
+
+
+def parse_composition(composition: Any) -> dict[int, int]:
+    """Atoms of one cell as ``{Z: count}`` from a formula, dict, pymatgen Composition or Atoms.
+
+    Parameters
+    ----------
+    composition
+        A formula string (``"SrTiO3"``, ``"Ta1W1B6"``, ``"C8"``, parentheses allowed), a
+        mapping of symbols or atomic numbers to counts, a pymatgen ``Composition``, an
+        ``ase.Atoms`` or a sequence of symbols / atomic numbers (one per atom). The counts are
+        the atoms of the generated cell, so they must be positive integers.
+
+    Raises
+    ------
+    ValueError
+        For an unknown element, a non-integer or non-positive count, or an empty composition.
+    """
+    from ase import Atoms
+
+    if isinstance(composition, Atoms):
+        composition = composition.numbers.tolist()
+    if isinstance(composition, str):
+        amounts = _parse_formula(composition)
+        label = composition
+    elif isinstance(composition, Mapping) or hasattr(composition, "get_el_amt_dict"):
+        items = composition.get_el_amt_dict() if hasattr(composition, "get_el_amt_dict") else composition
+        amounts = {}
+        for key, value in dict(items).items():
+            z = int(atomic_numbers_of([key if not isinstance(key, str) else str(key)])[0])
+            amounts[z] = amounts.get(z, 0.0) + float(value)
+        label = str(dict(items))
+    elif isinstance(composition, Iterable):
+        amounts = {}
+        for z in atomic_numbers_of(list(composition)).tolist():
+            amounts[z] = amounts.get(z, 0.0) + 1.0
+        label = "the given atoms"
+    else:
+        raise TypeError(
+            f"composition must be a formula, a dict, a pymatgen Composition, Atoms or a list of "
+            f"elements, not {type(composition).__name__}"
+        )
+    if not amounts:
+        raise ValueError(f"composition {label!r} has no atoms")
+    bad = {chemical_symbol(z): a for z, a in amounts.items() if not (math.isfinite(a) and a > 0)}
+    if bad:
+        raise ValueError(f"composition {label!r} has non-positive or non-finite amounts {bad}")
+    fractional = {chemical_symbol(z): a for z, a in amounts.items() if abs(a - round(a)) > 1e-8}
+    if fractional:
+        raise ValueError(
+            f"composition {label!r} has non-integer amounts {fractional}: give the atoms of one cell "
+            "(for instance Ta1W1B6, not Ta0.125W0.125B0.75)"
+        )
+    return {z: int(round(a)) for z, a in amounts.items()}
+
+
+def _parse_formula(formula: str) -> dict[int, float]:
+    from pymatgen.core import Composition
+
+    text = formula.strip()
+    if not text:
+        raise ValueError("composition '' has no atoms")
+    try:
+        comp = Composition(text)
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"cannot read composition {formula!r}: {exc}") from None
+    amounts: dict[int, float] = {}
+    for symbol, amount in comp.get_el_amt_dict().items():
+        try:
+            z = int(atomic_numbers_of([symbol])[0])
+        except ValueError:
+            raise ValueError(f"composition {formula!r}: unknown element {symbol!r}") from None
+        amounts[z] = amounts.get(z, 0.0) + float(amount)
+    return amounts
+
+
+def formula_of(counts: Mapping[int, int]) -> str:
+    """Cell formula in the model's element order (``Sr1Ti1O3`` style, pymatgen's order)."""
+    from pymatgen.core import Composition
+
+    comp = Composition({chemical_symbol(z): n for z, n in counts.items()})
+    return comp.formula.replace(" ", "")
+
+
+def spacegroup_list(spacegroup: Any) -> list[int]:
+    """One or several space groups (numbers or symbols) as a list of numbers 1-230."""
+    if isinstance(spacegroup, (str, int, np.integer)) or not isinstance(spacegroup, Iterable):
+        return [validate_spacegroup(spacegroup)]
+    out = [validate_spacegroup(s) for s in spacegroup]
+    if not out:
+        raise ValueError("no space group given")
+    return out
+
+
+def energy_list(energy: Any, name: str = "formation_energy") -> list[float]:
+    """One or several energies (eV/atom) as a list of finite floats."""
+    values = [energy] if np.ndim(energy) == 0 else list(np.ravel(np.asarray(energy, dtype=object)))
+    if not values:
+        raise ValueError(f"no {name} given")
+    out = []
+    for v in values:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} {v!r} is not a number") from None
+        if not math.isfinite(f):
+            raise ValueError(f"{name} {v} is not finite")
+        out.append(f)
+    return out
+
+
+def parse_energy_grid(text: str) -> list[float]:
+    """``"START:STOP:STEP"`` (STOP included when on the grid), or comma-separated values."""
+    text = text.strip()
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise ValueError(f"energy grid {text!r} is not START:STOP:STEP")
+        start, stop, step = (float(p) for p in parts)
+        if step == 0 or not all(math.isfinite(v) for v in (start, stop, step)):
+            raise ValueError(f"energy grid {text!r} needs a finite, non-zero step")
+        if (stop - start) * step < 0:
+            raise ValueError(f"energy grid {text!r}: the step goes away from STOP")
+        n = int(math.floor((stop - start) / step + 1e-9)) + 1
+        return [round(start + i * step, 10) for i in range(n)]
+    return energy_list([p for p in text.split(",") if p.strip()], "energy")
+
+
+def wyckoff_compatible(counts: Sequence[int], spacegroup: int) -> bool | None:
+    """Whether element counts can fill Wyckoff positions of ``spacegroup`` (pyxtal), else None.
+
+    The cell may be primitive or conventional, so the counts are tried as given and times the
+    number of lattice points of the centred cell. ``None`` when pyxtal is not installed.
+    """
+    try:
+        from pyxtal.symmetry import Group
+    except ImportError:
+        return None
+    group = Group(int(spacegroup))
+    centring = {"P": 1, "A": 2, "B": 2, "C": 2, "I": 2, "F": 4, "R": 3}.get(group.symbol[0], 1)
+    for factor in sorted({1, centring}):
+        if group.check_compatible([int(c) * factor for c in counts])[0]:
+            return True
+    return False
+
+
+class ModelDomain:
+    """What a model was trained on (from its card) and the checks against it."""
+
+    def __init__(self, meta: Mapping[str, Any], name: str = "model"):
+        card = meta.get("card", {})
+        self.name = name
+        self.max_atoms = int(meta["data_schema"]["max_atoms"])
+        self.elements = set(card.get("elements") or [])
+        self.spacegroups = set(card.get("spacegroups") or [])
+        self.max_sites = card.get("max_sites")
+        self.energy_range = card.get("energy_range")
+        self.energy_change_range = card.get("energy_change_range")
+
+    def check_composition(self, counts: Mapping[int, int], strict: bool = False) -> None:
+        n = sum(counts.values())
+        if n > self.max_atoms:
+            raise ValueError(
+                f"composition {formula_of(counts)} has {n} atoms; {self.name} supports at most "
+                f"{self.max_atoms} atoms per cell"
+            )
+        if self.elements:
+            new = [chemical_symbol(z) for z in sorted(counts) if z not in self.elements]
+            if new:
+                _warn_or_raise(
+                    f"{self.name} never saw {', '.join(new)} in training (it knows "
+                    f"{len(self.elements)} elements); expect poor structures",
+                    strict,
+                )
+        if self.max_sites is not None and n > int(self.max_sites):
+            _warn_or_raise(
+                f"composition {formula_of(counts)} has {n} atoms; {self.name} was trained on cells of "
+                f"at most {self.max_sites}",
+                strict,
+            )
+
+    def check_spacegroup(self, counts: Mapping[int, int], spacegroup: int, strict: bool = False) -> None:
+        if self.spacegroups and spacegroup not in self.spacegroups:
+            known = sorted(self.spacegroups)
+            shown = ", ".join(map(str, known[:20])) + (" ..." if len(known) > 20 else "")
+            _warn_or_raise(
+                f"{self.name} never saw space group {spacegroup} in training (it saw {shown})", strict
+            )
+        ok = wyckoff_compatible(list(counts.values()), spacegroup)
+        if ok is False:
+            _warn_or_raise(
+                f"composition {formula_of(counts)} cannot fill the Wyckoff positions of space group "
+                f"{spacegroup} (neither as a primitive nor as a conventional cell)",
+                strict,
+            )
+
+    def check_energy(self, energy: float, strict: bool = False, change: bool = False) -> None:
+        rng = self.energy_change_range if change else self.energy_range
+        what = "energy change" if change else "formation energy"
+        if change and energy > 0:
+            _warn_or_raise(
+                f"energy change {energy:+.3f} eV/atom is positive; {self.name} was trained toward more "
+                "stable polymorphs (negative changes)",
+                strict,
+            )
+        if rng is not None:
+            low, high = rng
+            margin = 0.1 * (high - low)
+            if not low - margin <= energy <= high + margin:
+                _warn_or_raise(
+                    f"{what} {energy:.3f} eV/atom is outside the training range [{low:.3f}, {high:.3f}] "
+                    f"of {self.name}",
+                    strict,
+                )
+
+
+__all__ = [
+    "ConditionWarning",
+    "ModelDomain",
+    "energy_list",
+    "formula_of",
+    "parse_composition",
+    "parse_energy_grid",
+    "spacegroup_list",
+    "wyckoff_compatible",
+]

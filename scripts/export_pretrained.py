@@ -1,0 +1,82 @@
+"""Copy a trained model into the package as a shipped model (half-precision weights + card).
+
+    python scripts/export_pretrained.py RUN/model NAME --description "..." \
+        [--data-name "Perov-5 val.csv"] [--evaluation EVAL_DIR/evaluation.json ...]
+
+Writes ``ase_crystalgen/data/models/NAME/{model.json,weights.pt}``. The card keeps the
+training data, counts, configuration and hardware of the run, drops machine-specific paths,
+and gains ``name``, ``description`` and ``metrics`` (match rates and RMSE from ``crystalgen
+evaluate`` runs, each with its command). Metrics must be re-measured on the exported
+(half-precision) weights: pass the evaluation of the exported model, not of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from ase_crystalgen.inference.pretrained import MODELS_DIR
+from ase_crystalgen.training.checkpoint import save_model_dir
+from ase_crystalgen.training.sampling import load_model
+
+
+def _strip_paths(card: dict) -> dict:
+    card = json.loads(json.dumps(card))
+    training = card.get("training", {}).get("config", {})
+    for key in ("data", "out", "init_from"):
+        if training.get(key):
+            training[key] = Path(training[key]).name
+    if card.get("data", {}).get("path"):
+        card["data"]["path"] = Path(card["data"]["path"]).name
+    return card
+
+
+def _metrics(paths: list[str]) -> dict:
+    out = {}
+    for p in paths:
+        summary = json.loads(Path(p).read_text())
+        run = summary["run"]
+        key = f"{Path(run['data']).name}:{run['split']} k={run['k']}"
+        if run.get("method"):
+            key += f" {run['method']}"
+        out[key] = {
+            tol: {kk: {m: v[m] for m in ("match_rate", "rmse", "n")} for kk, v in by_k.items()}
+            for tol, by_k in summary["metrics"].items()
+        }
+        out[key]["validity"] = summary["validity"]["rate"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("name")
+    parser.add_argument("--description", required=True)
+    parser.add_argument("--data-name")
+    parser.add_argument("--evaluation", nargs="*", default=[])
+    parser.add_argument("--note", help="free text for the card (how it was trained, caveats)")
+    parser.add_argument("--float32", action="store_true", help="keep full-precision weights")
+    args = parser.parse_args()
+    loaded = load_model(args.model)
+    meta = loaded.meta
+    card = _strip_paths(meta.get("card", {}))
+    card.update(name=args.name, description=args.description)
+    if args.data_name:
+        card.setdefault("data", {})["name"] = args.data_name
+    if args.evaluation:
+        card["metrics"] = _metrics(args.evaluation)
+    if args.note:
+        card["note"] = args.note
+    out = save_model_dir(
+        MODELS_DIR / args.name, loaded.model, meta["model_config"], meta["objective"], meta["scaler"],
+        meta["data_schema"], card, weights_dtype=None if args.float32 else torch.float16,
+    )
+    size = sum(p.stat().st_size for p in out.iterdir())
+    print(f"wrote {out} ({size / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()

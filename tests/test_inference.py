@@ -1,0 +1,205 @@
+"""CrystalGenerator / CrystalModifier on the shipped models: conditions, outputs, bad input."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from ase import Atoms  # noqa: E402
+
+from ase_crystalgen.inference import (  # noqa: E402
+    ConditionWarning,
+    CrystalGenerator,
+    CrystalModifier,
+    available_models,
+    parse_composition,
+    parse_energy_grid,
+)
+from ase_crystalgen.inference.conditions import spacegroup_list, wyckoff_compatible  # noqa: E402
+from ase_crystalgen.training.checkpoint import CheckpointError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def perov():
+    return CrystalGenerator.from_pretrained("perov5-flow")
+
+
+# --------------------------------------------------------------------------- conditions
+def test_compositions_in_every_form_agree():
+    expected = {38: 1, 22: 1, 8: 3}
+    from pymatgen.core import Composition
+
+    atoms = Atoms("SrTiO3", cell=np.eye(3) * 4, pbc=True)
+    for given in (
+        "SrTiO3",
+        "Sr1Ti1O3",
+        {"Sr": 1, "Ti": 1, "O": 3},
+        {38: 1, 22: 1, 8: 3},
+        Composition("SrTiO3"),
+        atoms,
+        ["O", "Sr", "O", "Ti", "O"],
+    ):
+        assert parse_composition(given) == expected
+    assert parse_composition("Sr(TiO3)2") == {38: 1, 22: 2, 8: 6}
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ("FeQq", "composition 'FeQq': unknown element 'Qq'"),
+        ({"Fe": 1, "Xx": 2}, "unknown element 'Xx'"),
+        (
+            "Ta0.5W0.5B6",
+            "composition 'Ta0.5W0.5B6' has non-integer amounts {'Ta': 0.5, 'W': 0.5}: give "
+            "the atoms of one cell",
+        ),
+        ("", "composition '' has no atoms"),
+        ({"Fe": 0}, "non-positive or non-finite amounts {'Fe': 0.0}"),
+        ({"Fe": float("nan")}, "non-positive or non-finite amounts"),
+    ],
+)
+def test_bad_compositions_are_named(given, message):
+    with pytest.raises(
+        ValueError,
+        match=message.replace("(", r"\(")
+        .replace(")", r"\)")
+        .replace("{", r"\{")
+        .replace("}", r"\}")
+        .replace(".", r"\."),
+    ):
+        parse_composition(given)
+
+
+def test_energy_grids_and_space_groups():
+    assert parse_energy_grid("-0.1:-0.3:-0.1") == [-0.1, -0.2, -0.3]
+    assert parse_energy_grid("0:0.25:0.1") == [0.0, 0.1, 0.2]
+    assert parse_energy_grid("0.5, -1") == [0.5, -1.0]
+    with pytest.raises(ValueError, match="the step goes away from STOP"):
+        parse_energy_grid("0:1:-0.1")
+    with pytest.raises(ValueError, match="needs a finite, non-zero step"):
+        parse_energy_grid("0:1:0")
+    with pytest.raises(ValueError, match="energy nan is not finite"):
+        parse_energy_grid("nan")
+    assert spacegroup_list("Pm-3m") == [221]
+    assert spacegroup_list([221, "P4mm", 225]) == [221, 99, 225]
+    with pytest.raises(ValueError, match="space group 231 is outside 1-230"):
+        spacegroup_list(231)
+
+
+def test_wyckoff_compatibility_follows_the_multiplicities():
+    pytest.importorskip("pyxtal")
+    assert wyckoff_compatible([1, 1, 3], 221)  # cubic perovskite: 1a 1b 3c
+    assert not wyckoff_compatible([1, 1, 3], 225)  # Fm-3m has no 3-fold site, also not as 4,4,12
+    assert wyckoff_compatible([1], 225) and wyckoff_compatible([4], 225)  # primitive or conventional fcc
+    assert wyckoff_compatible([4, 4, 12], 62)  # GdFeO3-type perovskite: 4c, 4b, 4c + 8d
+    assert not wyckoff_compatible([2, 2, 6], 62)  # Pnma has no site of fewer than 4
+
+
+# --------------------------------------------------------------------------- generation
+def test_shipped_models_are_listed_with_their_cards():
+    models = available_models()
+    assert "perov5-flow" in models
+    m = models["perov5-flow"]
+    assert m["task"] == "generation" and m["objective"] == "flow-uniform" and m["max_atoms"] == 12
+
+
+def test_sample_grid_order_info_and_seed(perov):
+    out = perov.sample("SrTiO3", spacegroup=[221, "P4mm"], formation_energy=[-0.1, 0.3], n=2, seed=3)
+    assert len(out) == 8
+    keys = [
+        (a.info["spacegroup_condition"], a.info["formation_energy_condition"], a.info["sample"]) for a in out
+    ]
+    assert keys == [(sg, e, r) for sg in (221, 99) for e in (-0.1, 0.3) for r in (0, 1)]
+    for a in out:
+        assert a.get_chemical_formula() == "O3SrTi"
+        assert a.pbc.all() and np.isfinite(a.positions).all()
+        assert a.info["model"] == "perov5-flow" and a.info["seed"] == 3 and a.info["method"] == "flow"
+        assert a.info["steps"] == 100 and a.info["composition"] == "Sr1Ti1O3"
+    again = perov.sample("SrTiO3", spacegroup=[221, "P4mm"], formation_energy=[-0.1, 0.3], n=2, seed=3)
+    assert all(
+        np.array_equal(a.positions, b.positions) and np.array_equal(a.cell, b.cell)
+        for a, b in zip(out, again)
+    )
+    other = perov.sample("SrTiO3", spacegroup=[221, "P4mm"], formation_energy=[-0.1, 0.3], n=2, seed=4)
+    assert not np.allclose(out[0].positions, other[0].positions)
+
+
+def test_shipped_perovskite_model_makes_cubic_srtio3(perov):
+    """Cubic SrTiO3 (Pm-3m, a = 3.9 A) must be among a few samples: the model, not the test, knows it."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    ideal = Atoms(
+        "SrTiO3",
+        scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+        cell=np.eye(3) * 3.905,
+        pbc=True,
+    )
+    out = perov.sample("SrTiO3", spacegroup=221, formation_energy=-0.1, n=4, seed=0)
+    matcher = StructureMatcher(ltol=0.3, stol=0.5, angle_tol=10)
+    target = AseAtomsAdaptor.get_structure(ideal)
+    matched = [matcher.fit(AseAtomsAdaptor.get_structure(a), target) for a in out]
+    assert sum(matched) >= 3, matched
+    lengths = np.array([a.cell.cellpar()[:3] for a, m in zip(out, matched) if m])
+    assert np.all(np.abs(lengths - 3.905) < 0.25)  # Perov-5's PBE cells are a few % larger
+
+
+def test_bad_conditions_are_named(perov):
+    with pytest.raises(
+        ValueError, match="composition Sr3Ti3O9 has 15 atoms; perov5-flow supports at most 12"
+    ):
+        perov.sample("Sr3Ti3O9", spacegroup=221, formation_energy=0.0)
+    with pytest.warns(ConditionWarning, match="perov5-flow never saw Pu in training"):
+        perov.sample("PuTiO3", spacegroup=221, formation_energy=0.0)
+    with pytest.raises(ValueError, match=r"never saw Pu in training .*\(strict=True\)"):
+        perov.sample("PuTiO3", spacegroup=221, formation_energy=0.0, strict=True)
+    with pytest.warns(
+        ConditionWarning, match=r"never saw space group 194 in training \(it saw 25, 47, 99, 123, 221\)"
+    ):
+        perov.sample("SrTiO3", spacegroup=194, formation_energy=0.0)
+    with pytest.warns(ConditionWarning, match="cannot fill the Wyckoff positions of space group 225"):
+        perov.sample("SrTiO3", spacegroup=225, formation_energy=0.0)
+    with pytest.warns(
+        ConditionWarning, match=r"formation energy 9\.000 eV/atom is outside the training range"
+    ):
+        perov.sample("SrTiO3", spacegroup=221, formation_energy=9.0)
+    with pytest.raises(ValueError, match="formation_energy nan is not finite"):
+        perov.sample("SrTiO3", spacegroup=221, formation_energy=float("nan"))
+    with pytest.raises(ValueError, match=r"give a spacegroup .* perov5-flow saw \[25, 47, 99, 123, 221\]"):
+        perov.sample("SrTiO3", formation_energy=0.0)
+    with pytest.raises(ValueError, match="space group 0 is outside 1-230"):
+        perov.sample("SrTiO3", spacegroup=0, formation_energy=0.0)
+    with pytest.raises(ValueError, match="trained with flow-uniform; its samplers are flow, not 'ddim'"):
+        perov.sample("SrTiO3", spacegroup=221, formation_energy=0.0, method="ddim")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a condition the model knows raises no warning
+        perov.sample("SrTiO3", spacegroup=221, formation_energy=0.0)
+
+
+def test_unknown_and_corrupt_models_are_named(tmp_path):
+    with pytest.raises(
+        ValueError,
+        match=r"no model 'perov6': not a path that exists and not a shipped model \(shipped: .*perov5-flow",
+    ):
+        CrystalGenerator.from_pretrained("perov6")
+    copy = tmp_path / "copy"
+    shutil.copytree(available_models()["perov5-flow"]["path"], copy)
+    data = bytearray((copy / "weights.pt").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "weights.pt").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match the SHA-256 recorded in model.json"):
+        CrystalGenerator.from_pretrained(copy)
+    with pytest.raises(
+        ValueError, match=r"perov5-flow is a generation model \(flow-uniform\); use CrystalGenerator"
+    ):
+        CrystalModifier.from_pretrained("perov5-flow")
+
+
+def test_loaded_half_precision_weights_run_in_float32(perov):
+    assert all(p.dtype == torch.float32 for p in perov.loaded.model.parameters())
+    assert perov.loaded.meta["weights_dtype"] == "float16"
