@@ -16,7 +16,7 @@ $(VENV)/.base:
 	touch $@
 
 $(VENV)/.demo: $(VENV)/.base setup.cfg pyproject.toml
-	$(PIP) install -q -e .
+	$(PIP) install -q "$(TORCH)" -e ".[ml,chgnet]"
 	touch $@
 
 $(VENV)/.all: $(VENV)/.base setup.cfg pyproject.toml

@@ -1,4 +1,5 @@
-"""Command line: ``crystalgen demo``, ``descriptors``, ``score``, ``grs`` and ``dataset``.
+"""Command line: ``crystalgen demo``, GRS (``descriptors``, ``score``, ``grs``), data and models
+(``dataset``, ``train``, ``evaluate``) and generation (``models``, ``sample``, ``relax``, ``screen``).
 
 Usage errors from argparse exit with code 2 as usual; errors in the inputs (a missing or
 unreadable file, an unknown element, a structure with elements the descriptor lacks) print
@@ -62,7 +63,18 @@ def _descriptor(elements, nmax=None, lmax=None, cutoff=None):
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(args.out, seed=args.seed, quick=args.quick, progress=not args.no_progress)
+    if args.part in ("all", "grs"):
+        run_demo(args.out, seed=args.seed, quick=args.quick, progress=not args.no_progress)
+    if args.part in ("all", "generation"):
+        try:
+            import chgnet  # noqa: F401
+            import torch  # noqa: F401
+        except ImportError as exc:
+            raise InputError(f"the generation demo needs torch and CHGNet: pip install "
+                             f"'ase_crystalgen[ml,chgnet]' ({exc})") from None
+        from .inference.demo import run_generation_demo
+
+        run_generation_demo(args.out, seed=args.seed, quick=args.quick, progress=not args.no_progress)
     return 0
 
 
@@ -283,6 +295,114 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _spacegroups_arg(text: str | None) -> list | None:
+    if text is None:
+        return None
+    return [int(t) if t.strip().isdigit() else t.strip() for t in text.split(",") if t.strip()]
+
+
+def _cmd_models(args) -> int:
+    from .inference import available_models
+
+    models = available_models()
+    if not models:
+        print("no shipped models found")
+        return 0
+    for name, m in models.items():
+        metric = next(iter(m["metrics"].items()), None) if m["metrics"] else None
+        extra = f"; {metric[0]}: {metric[1]}" if metric else ""
+        print(f"{name:<24} {m['task']:<12} {m['objective']:<18} max {m['max_atoms']} atoms, "
+              f"{m['n_parameters']:,} parameters{extra}")
+        if m["description"]:
+            print(f"{'':<24} {m['description']}")
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    import ase.io
+
+    from ._atomic import atomic_path
+    from .inference import CrystalGenerator, parse_energy_grid
+
+    gen = CrystalGenerator.from_pretrained(args.model, device=args.device)
+    structures = gen.sample(
+        args.composition, spacegroup=_spacegroups_arg(args.spacegroup),
+        formation_energy=parse_energy_grid(args.energy), n=args.n, method=args.method, steps=args.steps,
+        seed=args.seed, strict=args.strict, progress=not args.no_progress,
+    )
+    valid = [a for a in structures if "invalid" not in a.info]
+    if args.relax:
+        from .relaxation import relax
+
+        valid = relax(valid, calculator=args.relax, fmax=args.fmax, steps=args.relax_steps,
+                      progress=not args.no_progress)
+    with atomic_path(args.out) as tmp:
+        ase.io.write(tmp, valid, format=_ase_format(args.out))
+    dropped = len(structures) - len(valid)
+    print(f"wrote {len(valid)} structures to {args.out}"
+          + (f" ({dropped} invalid samples dropped)" if dropped else ""))
+    return 0
+
+
+def _ase_format(path: str) -> str | None:
+    from ase.io.formats import filetype
+
+    if path.endswith((".xyz", ".extxyz")):
+        return "extxyz"
+    try:
+        return filetype(path, read=False)
+    except Exception:
+        return None
+
+
+def _cmd_relax(args) -> int:
+    import ase.io
+
+    from ._atomic import atomic_path
+    from .relaxation import relax
+
+    structures = _read_all(args.input, "structures")
+    out = relax(structures, calculator=args.calculator, fmax=args.fmax, steps=args.steps,
+                cell_filter=not args.fixed_cell, optimizer=args.optimizer, progress=not args.no_progress)
+    with atomic_path(args.out) as tmp:
+        ase.io.write(tmp, out, format=_ase_format(args.out))
+    failed = [a for a in out if "relax_error" in a.info]
+    converged = sum(bool(a.info.get("converged")) for a in out)
+    print(f"relaxed {len(out)} structures with {args.calculator}: {converged} converged to fmax {args.fmax} "
+          f"eV/A, {len(failed)} failed; wrote {args.out}")
+    for a in failed:
+        print(f"  failed: {a.get_chemical_formula()}: {a.info['relax_error']}")
+    return 0
+
+
+def _cmd_screen(args) -> int:
+    from .inference import parse_energy_grid
+    from .inference.screen import ScreenSettings, screen
+
+    settings = ScreenSettings(
+        model=args.model, composition=args.composition, energies=parse_energy_grid(args.energies),
+        spacegroups=_spacegroups_arg(args.spacegroups), n=args.n, method=args.method, steps=args.steps,
+        seed=args.seed, calculator=args.calculator, fmax=args.fmax, relax_steps=args.relax_steps,
+        known_phases=args.known_phases, references=args.references,
+    )
+    if settings.spacegroups is not None:
+        from .representation.spacegroups import validate_spacegroup
+
+        settings.spacegroups = [validate_spacegroup(s) for s in settings.spacegroups]
+    rows = screen(settings, args.out, workers=args.workers, scheduler=args.scheduler, device=args.device,
+                  force=args.force, progress=not args.no_progress)
+    relaxed = [r for r in rows if r["status"] == "relaxed"]
+    best = min((r for r in relaxed if r["e_above_hull"] is not None), key=lambda r: r["e_above_hull"],
+               default=None)
+    n_unique = sum(bool(r["unique"]) for r in relaxed)
+    lowest = ""
+    if best:
+        lowest = f"; lowest energy above hull {best['e_above_hull']:.3f} eV/atom (cid {best['cid']})"
+    print(f"{len(rows)} candidates, {len(relaxed)} relaxed, {n_unique} unique{lowest}")
+    print(f"wrote {os.path.join(args.out, 'screen.db')}, summary.csv, summary.md, screen.png")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -293,11 +413,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("demo", help="GRS of a random Cu3Au alloy (writes files and a figure)",
-                       description="Build a GRS of an EMT-relaxed random Cu3Au alloy.")
+    p = sub.add_parser("demo", help="GRS of a Cu3Au alloy and generated perovskites (files and figures)",
+                       description="Build a GRS of an EMT-relaxed random Cu3Au alloy, then generate "
+                                   "perovskites with the shipped perov5-flow model and relax them "
+                                   "with CHGNet.")
     p.add_argument("--out", default="demo-output", help="output folder (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="few steps, for a smoke test")
+    p.add_argument("--part", choices=("all", "grs", "generation"), default="all",
+                   help="the GRS of Cu3Au, perovskites generated and relaxed with CHGNet, or both")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
 
@@ -426,6 +550,69 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="directory for evaluation.json, evaluation.md, samples.extxyz")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("models", help="list the shipped pretrained models")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("sample", help="generate crystals with a trained model",
+                       description="Sample N structures per space group and energy with a shipped model "
+                                   "or a model directory; optionally relax them.")
+    p.add_argument("model", metavar="MODEL", help="shipped model name (crystalgen models) or directory")
+    p.add_argument("--composition", required=True, help="atoms of one cell, e.g. SrTiO3 or Ta1W1B6")
+    p.add_argument("--spacegroup", required=True, help="number or symbol, or a comma-separated list")
+    p.add_argument("--energy", required=True,
+                   help="formation energy in eV/atom: a value, a comma list or START:STOP:STEP")
+    p.add_argument("-n", type=int, default=1, help="samples per space group and energy (default: 1)")
+    p.add_argument("--method", help="ddim or ddpm (diffusion models), flow (flow-matching models)")
+    p.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--strict", action="store_true",
+                   help="refuse conditions outside the model's training data instead of warning")
+    p.add_argument("--relax", metavar="CALC", help="relax with chgnet, m3gnet, m3gnet:PATH or emt")
+    p.add_argument("--fmax", type=float, default=0.05, help="relaxation force criterion, eV/A")
+    p.add_argument("--relax-steps", type=int, default=300)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    p.add_argument("--out", default="samples.extxyz", help="output file (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser("relax", help="relax structures with CHGNet, M3GNet or EMT",
+                       description="Relax every structure of INPUT (positions and cell) and report "
+                                   "energy, convergence and symmetry.")
+    p.add_argument("input", metavar="INPUT", help="any ASE-readable file")
+    p.add_argument("--calculator", default="chgnet", help="chgnet (default), m3gnet, m3gnet:PATH or emt")
+    p.add_argument("--fmax", type=float, default=0.05)
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--optimizer", default="FIRE", help="FIRE, BFGS, LBFGS or BFGSLineSearch")
+    p.add_argument("--fixed-cell", action="store_true", help="relax positions only")
+    p.add_argument("--out", default="relaxed.extxyz")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_relax)
+
+    p = sub.add_parser("screen", help="generate, relax, deduplicate and rank against the convex hull",
+                       description="The paper's inference pipeline over a grid of space groups and "
+                                   "formation energies, resumable, writing an ASE database.")
+    p.add_argument("--model", required=True, help="shipped model name or model directory")
+    p.add_argument("--composition", required=True, help="atoms of one cell, e.g. Ta1W1B6")
+    p.add_argument("--spacegroups", help="comma-separated numbers or symbols (default: those of the "
+                                         "training data that fit the composition)")
+    p.add_argument("--energies", required=True, help="START:STOP:STEP or a comma list, eV/atom")
+    p.add_argument("-n", type=int, default=1, help="samples per condition (default: 1)")
+    p.add_argument("--method")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calculator", default="chgnet", help="chgnet (default), m3gnet, m3gnet:PATH or emt")
+    p.add_argument("--fmax", type=float, default=0.05)
+    p.add_argument("--relax-steps", type=int, default=300)
+    p.add_argument("--known-phases", help="file of known compounds, relaxed and added to the hull")
+    p.add_argument("--references", help="file of reference structures with energies, used as given")
+    p.add_argument("--workers", type=int, default=1, help="local relaxation processes (Dask; default 1)")
+    p.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default="screen", help="output directory (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="start over in an existing directory")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_screen)
     return parser
 
 
