@@ -309,12 +309,14 @@ def _cmd_models(args) -> int:
         print("no shipped models found")
         return 0
     for name, m in models.items():
-        metric = next(iter(m["metrics"].items()), None) if m["metrics"] else None
-        extra = f"; {metric[0]}: {metric[1]}" if metric else ""
-        print(f"{name:<24} {m['task']:<12} {m['objective']:<18} max {m['max_atoms']} atoms, "
-              f"{m['n_parameters']:,} parameters{extra}")
+        print(f"{name:<26} {m['task']:<12} {m['objective']:<18} max {m['max_atoms']} atoms, "
+              f"{m['n_parameters']:,} parameters")
         if m["description"]:
-            print(f"{'':<24} {m['description']}")
+            print(f"{'':<26} {m['description']}")
+        for where, by_tol in (m["metrics"] or {}).items():
+            parts = [f"{tol} {kk} {100 * v['match_rate']:.1f} %" for tol, by_k in by_tol.items()
+                     if isinstance(by_k, dict) for kk, v in by_k.items()]
+            print(f"{'':<26} match rate on {where}: {', '.join(parts)}")
     return 0
 
 

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import torch
 
+from ase_crystalgen.datasets import load_dataset
 from ase_crystalgen.inference.pretrained import MODELS_DIR
 from ase_crystalgen.training.checkpoint import save_model_dir
 from ase_crystalgen.training.sampling import load_model
+from ase_crystalgen.training.trainer import energy_change_range
 
 
 def _strip_paths(card: dict) -> dict:
@@ -62,6 +64,10 @@ def main() -> None:
     args = parser.parse_args()
     loaded = load_model(args.model)
     meta = loaded.meta
+    training = meta.get("card", {}).get("training", {}).get("config", {})
+    if loaded.task == "modification" and "energy_change_range" not in meta.get("card", {}):
+        data = load_dataset(training["data"])  # models trained before the card had it
+        meta["card"]["energy_change_range"] = energy_change_range(data, training.get("train_split", "train"))
     card = _strip_paths(meta.get("card", {}))
     card.update(name=args.name, description=args.description)
     if args.data_name:

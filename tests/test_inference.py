@@ -203,3 +203,64 @@ def test_unknown_and_corrupt_models_are_named(tmp_path):
 def test_loaded_half_precision_weights_run_in_float32(perov):
     assert all(p.dtype == torch.float32 for p in perov.loaded.model.parameters())
     assert perov.loaded.meta["weights_dtype"] == "float16"
+
+
+# --------------------------------------------------------------------------- diffusion and modification
+def test_diffusion_models_offer_ddim_and_ddpm():
+    gen = CrystalGenerator.from_pretrained("tiny-ddpm")
+    assert gen.methods == ("ddim", "ddpm")
+    ddim = gen.sample("Cu3Au", spacegroup=221, formation_energy=-0.05, n=2, steps=10, seed=0)
+    ddpm = gen.sample("Cu3Au", spacegroup=221, formation_energy=-0.05, n=2, steps=10, seed=0, method="ddpm")
+    assert [a.info["method"] for a in ddim + ddpm] == ["ddim"] * 2 + ["ddpm"] * 2
+    assert all(a.info["steps"] == 10 for a in ddim + ddpm)
+    # same seed, same starting noise, different update rules: different structures
+    assert not np.allclose(ddim[0].cell[:], ddpm[0].cell[:])
+    with pytest.raises(ValueError, match="its samplers are ddim, ddpm, not 'flow'"):
+        gen.sample("Cu3Au", spacegroup=221, formation_energy=-0.05, method="flow")
+
+
+@pytest.fixture(scope="module")
+def modifier():
+    return CrystalModifier.from_pretrained("tiny-modifier")
+
+
+def _cu3au() -> Atoms:
+    from ase.build import bulk
+
+    atoms = bulk("Cu", "fcc", a=3.7, cubic=True)
+    atoms.symbols[0] = "Au"
+    return atoms
+
+
+def test_modify_keeps_the_atoms_and_starts_from_the_structure(modifier):
+    start = _cu3au()
+    out = modifier.modify(start, energy_change=-0.05)
+    assert isinstance(out, Atoms)
+    assert sorted(out.numbers) == sorted(start.numbers) and np.isfinite(out.positions).all()
+    assert out.info["initial_spacegroup"] == 221 and out.info["spacegroup_condition"] == 221
+    assert out.info["energy_change_condition"] == -0.05 and out.info["initial_formula"] == "AuCu3"
+    # flow matching from the initial structure with sigma = 0 draws no noise: the seed cannot matter
+    again = modifier.modify(start, energy_change=-0.05, seed=123)
+    assert np.array_equal(out.positions, again.positions) and np.array_equal(out.cell, again.cell)
+    many = modifier.modify([start, start.copy()], energy_change=[-0.05, -0.2], spacegroup="Pm-3m")
+    assert isinstance(many, list) and len(many) == 2
+    assert np.allclose(many[0].positions, out.positions, atol=1e-5)  # batching does not change results
+    assert not np.allclose(many[1].cell[:], many[0].cell[:])  # the energy condition is used
+
+
+def test_modify_bad_input_is_named(modifier):
+    start = _cu3au()
+    with pytest.warns(ConditionWarning, match=r"energy change \+0\.100 eV/atom is positive"):
+        modifier.modify(start, energy_change=0.1)
+    with pytest.raises(ValueError, match="2 energy changes for 1 structures"):
+        modifier.modify([start], energy_change=[-0.1, -0.2])
+    with pytest.raises(
+        ValueError, match=r"structure 0 \(Au8Cu24\) has 32 atoms; tiny-modifier supports at most 8"
+    ):
+        modifier.modify(start.repeat(2), energy_change=-0.1)
+    with pytest.raises(ValueError, match="energy_change nan is not finite"):
+        modifier.modify(start, energy_change=float("nan"))
+    with pytest.raises(
+        ValueError, match=r"tiny-modifier is a modification model \(modification-flow\); use CrystalModifier"
+    ):
+        CrystalGenerator.from_pretrained("tiny-modifier")

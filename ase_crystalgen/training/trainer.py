@@ -396,6 +396,16 @@ def _plot_history(history: list[dict[str, Any]], path: Path, config: TrainConfig
     plt.close(fig)
 
 
+def energy_change_range(data, split: str = "train") -> list[float] | None:
+    """[min, max] of E(target) - E(initial) over the modification pairs of a split (eV/atom)."""
+    lowest, nonlowest = data.pairs(split)
+    pairs = np.concatenate([lowest, nonlowest])
+    if not len(pairs):
+        return None
+    diff = data.arrays["energy"][pairs[:, 1]] - data.arrays["energy"][pairs[:, 0]]
+    return [float(diff.min()), float(diff.max())]
+
+
 def _export(directory, model, ema, model_config, config, objective, scaler, data, step, epoch) -> Path:
     """The EMA weights as a model directory (what CrystalGenerator.from_pretrained reads)."""
     elements = sorted({int(z) for z in np.unique(data.arrays["numbers"]) if z > 0})
@@ -409,6 +419,8 @@ def _export(directory, model, ema, model_config, config, objective, scaler, data
         "energy_range": [float(data.arrays["energy"].min()), float(data.arrays["energy"].max())],
         "hardware": _hardware(),
     }
+    if config.task == "modification":
+        card["energy_change_range"] = energy_change_range(data, config.train_split)
     schema = {
         "max_atoms": data.max_atoms,
         "order": data.meta["settings"]["order"],

@@ -1,0 +1,441 @@
+"""``crystalgen screen``: the paper's inference pipeline (section 7.1) as one resumable job.
+
+conditions grid (space groups x formation energies) -> generate -> pre-relax with a universal
+potential (or any ASE calculator) -> deduplicate (StructureMatcher) -> energy above the
+convex hull -> an ASE database, a CSV / markdown summary and a plot.
+
+Everything lives in one output directory:
+
+``settings.json``      what was asked (a resumed screen must ask the same)
+``candidates.extxyz``  the generated structures, written once, atomically
+``screen.db``          ASE database: one row per relaxed (or failed) candidate, keyed by
+                       ``cid``; each row is committed as its relaxation finishes, so an
+                       interrupted screen loses at most the relaxations in flight
+``references.extxyz``  the hull's reference structures and energies (computed once)
+``summary.csv``, ``summary.md``, ``screen.png``
+
+Relaxations run in this process (``workers=1``), on a Dask ``LocalCluster`` of local
+processes (``workers>1``) or on an existing Dask cluster (``scheduler="tcp://host:port"``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from .._atomic import atomic_path, atomic_write_text
+
+SETTINGS = "settings.json"
+CANDIDATES = "candidates.extxyz"
+DATABASE = "screen.db"
+REFERENCES = "references.extxyz"
+
+
+@dataclass
+class ScreenSettings:
+    """What a screen asks for. Serialised to ``settings.json``; a resume must match it."""
+
+    model: str
+    composition: str
+    energies: list[float]
+    spacegroups: list[int] | None = None
+    n: int = 1
+    method: str | None = None
+    steps: int | None = None
+    seed: int = 0
+    calculator: str = "chgnet"
+    fmax: float = 0.05
+    relax_steps: int = 300
+    cell_filter: bool = True
+    symprec: float = 0.1
+    known_phases: str | None = None
+    references: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ScreenError(RuntimeError):
+    """An output directory that holds a different screen, or a corrupt one."""
+
+
+def _check_settings(out: Path, settings: ScreenSettings, force: bool) -> None:
+    path = out / SETTINGS
+    wanted = settings.to_dict()
+    if path.exists() and not force:
+        try:
+            found = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ScreenError(f"{path} is corrupt ({exc}); remove it or use a new directory") from None
+        if found != wanted:
+            diff = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
+            raise ScreenError(
+                f"{out} holds a screen with other settings ({', '.join(diff)} differ); use a new "
+                "directory, or force=True (--force) to start over"
+            )
+        return
+    if force:
+        for name in (CANDIDATES, DATABASE, REFERENCES):
+            (out / name).unlink(missing_ok=True)
+    atomic_write_text(path, json.dumps(wanted, indent=2) + "\n")
+
+
+def _generate(settings: ScreenSettings, out: Path, device: str, progress: bool) -> list[Atoms]:
+    import ase.io
+
+    from .generator import CrystalGenerator
+
+    path = out / CANDIDATES
+    if path.exists():
+        try:
+            return ase.io.read(path, ":")
+        except Exception as exc:
+            raise ScreenError(f"{path} is corrupt ({exc}); delete it to generate again") from None
+    generator = CrystalGenerator.from_pretrained(settings.model, device=device)
+    spacegroups = settings.spacegroups or default_spacegroups(generator, settings.composition)
+    structures = generator.sample(
+        settings.composition,
+        spacegroup=spacegroups,
+        formation_energy=settings.energies,
+        n=settings.n,
+        method=settings.method,
+        steps=settings.steps,
+        seed=settings.seed,
+        progress=progress,
+    )
+    for cid, atoms in enumerate(structures):
+        atoms.info["cid"] = cid
+    with atomic_path(path) as tmp:
+        ase.io.write(tmp, structures, format="extxyz")
+    return structures
+
+
+def default_spacegroups(generator, composition: Any) -> list[int]:
+    """The model's training space groups whose Wyckoff positions can hold ``composition``."""
+    from .conditions import parse_composition, wyckoff_compatible
+
+    seen = sorted(generator.domain.spacegroups)
+    if not seen:
+        raise ValueError(f"{generator.name} records no training space groups; give spacegroups")
+    counts = list(parse_composition(composition).values())
+    fitting = [sg for sg in seen if wyckoff_compatible(counts, sg) is not False]
+    if not fitting:
+        raise ValueError(
+            f"none of the space groups {generator.name} saw in training ({seen}) can hold "
+            f"{composition}; give spacegroups"
+        )
+    return fitting
+
+
+def _done(db) -> set[int]:
+    return {row.cid for row in db.select("cid>=0", columns=["key_value_pairs"])}
+
+
+def _row_from(atoms: Atoms) -> tuple[Atoms, dict[str, Any]]:
+    """A relaxed (or failed) candidate as an ASE-db row: atoms + scalar key-value pairs."""
+    from ase.db.core import reserved_keys
+
+    keys: dict[str, Any] = {}
+    for key, value in atoms.info.items():
+        if key in reserved_keys or not key.isidentifier():
+            continue
+        if isinstance(value, (bool, np.bool_)):
+            keys[key] = bool(value)
+        elif isinstance(value, (int, np.integer)):
+            keys[key] = int(value)
+        elif isinstance(value, (float, np.floating)):
+            if math.isfinite(float(value)):
+                keys[key] = float(value)
+        elif isinstance(value, str):
+            keys[key] = value
+    if "fmax" in atoms.info:  # a reserved ASE-db key
+        keys["max_force"] = float(atoms.info["fmax"])
+    keys["status"] = "failed" if "relax_error" in atoms.info or "invalid" in atoms.info else "relaxed"
+    row_atoms = atoms
+    if not np.all(np.isfinite(atoms.positions)):
+        row_atoms = Atoms(atoms.numbers, pbc=True)  # the db cannot hold NaN positions
+    return row_atoms, keys
+
+
+def _relax_all(
+    todo: list[Atoms],
+    settings: ScreenSettings,
+    db,
+    workers: int,
+    scheduler: str | None,
+    calculator: Any,
+    progress: bool,
+) -> None:
+    from tqdm.auto import tqdm
+
+    from ..relaxation import relax_one
+
+    kwargs = dict(
+        fmax=settings.fmax,
+        steps=settings.relax_steps,
+        cell_filter=settings.cell_filter,
+        symprec=settings.symprec,
+    )
+    bar = tqdm(total=len(todo), desc="relaxing", unit="structures", disable=not progress)
+
+    def record(result: Atoms) -> None:
+        row_atoms, keys = _row_from(result)
+        db.write(row_atoms, **keys)  # one committed transaction per candidate
+        bar.update(1)
+
+    invalid = [a for a in todo if "invalid" in a.info]
+    for atoms in invalid:
+        atoms.info["relax_error"] = f"sampler output is not a crystal: {atoms.info['invalid']}"
+        record(atoms)
+    todo = [a for a in todo if "invalid" not in a.info]
+    if scheduler is None and workers <= 1:
+        for atoms in todo:
+            record(relax_one(atoms, calculator, **kwargs))
+        bar.close()
+        return
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ImportError(
+            "parallel relaxations need Dask: pip install 'ase_crystalgen[dask]' (or use workers=1)"
+        ) from None
+    if not isinstance(calculator, str):
+        raise ValueError("with Dask workers the calculator must be a name ('chgnet', 'm3gnet', 'emt', ...)")
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        futures = {client.submit(relax_one, atoms, calculator, pure=False, **kwargs): atoms for atoms in todo}
+        for future in as_completed(futures):
+            atoms = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # a worker died or the task could not run
+                result = atoms.copy()
+                result.info["relax_error"] = f"{type(exc).__name__}: {exc}"
+                result.info["converged"] = False
+            record(result)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        bar.close()
+
+
+def _references(settings: ScreenSettings, out: Path, elements: list[str], calculator: Any, progress: bool):
+    import ase.io
+
+    from ..relaxation import PhaseDiagramReference
+
+    path = out / REFERENCES
+    if path.exists():
+        return PhaseDiagramReference.load(path)
+    given = ase.io.read(settings.references, ":") if settings.references else []
+    covered = {s for a in given for s in a.get_chemical_symbols() if len(set(a.get_chemical_symbols())) == 1}
+    known = ase.io.read(settings.known_phases, ":") if settings.known_phases else []
+    missing = [e for e in elements if e not in covered]
+    computed: list = []
+    if missing or known:
+        computed = PhaseDiagramReference.from_calculator(
+            missing, calculator, known_phases=known, fmax=settings.fmax, progress=progress
+        ).structures
+    reference = PhaseDiagramReference(list(computed) + list(given))
+    reference.save(path)
+    return reference
+
+
+def _deduplicate(rows: list) -> dict[int, int]:
+    """cid -> cid of the lowest-energy structure it matches (itself when it is unique)."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    ordered = sorted(rows, key=lambda r: r.energy_per_atom)
+    structures = [AseAtomsAdaptor.get_structure(r.toatoms()) for r in ordered]
+    matcher = StructureMatcher()  # the paper's tolerances: ltol 0.2, stol 0.3, angle 5
+    representative: dict[int, int] = {}
+    kept: list[int] = []
+    for i, row in enumerate(ordered):
+        match = next((k for k in kept if matcher.fit(structures[k], structures[i])), None)
+        if match is None:
+            kept.append(i)
+            representative[row.cid] = row.cid
+        else:
+            representative[row.cid] = ordered[match].cid
+    return representative
+
+
+def screen(
+    settings: ScreenSettings,
+    out: str | Path,
+    workers: int = 1,
+    scheduler: str | None = None,
+    device: str = "cpu",
+    calculator: Any = None,
+    force: bool = False,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run (or resume) a screen in ``out``; returns the summary rows (one per candidate).
+
+    ``calculator`` overrides ``settings.calculator`` with an ASE calculator object (in-process
+    relaxations only); ``settings.calculator`` is still recorded.
+    """
+    from ase.db import connect
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_settings(out, settings, force)
+    calc = calculator if calculator is not None else settings.calculator
+    candidates = _generate(settings, out, device, progress)
+    with connect(out / DATABASE) as db:
+        done = _done(db)
+        todo = [a for a in candidates if int(a.info["cid"]) not in done]
+        if todo:
+            _relax_all(todo, settings, db, workers, scheduler, calc, progress)
+        elements = sorted({s for a in candidates for s in a.get_chemical_symbols()})
+        reference = _references(settings, out, elements, calc, progress)
+        relaxed = list(db.select(status="relaxed"))
+        duplicates = _deduplicate(relaxed) if relaxed else {}
+        for row in relaxed:
+            atoms = row.toatoms()
+            db.update(
+                row.id,
+                e_above_hull=float(reference.e_above_hull(atoms)),
+                formation_energy_per_atom=float(reference.formation_energy_per_atom(atoms)),
+                unique=duplicates[row.cid] == row.cid,
+                duplicate_of=int(duplicates[row.cid]),
+            )
+        rows = [_summary_row(r) for r in db.select("cid>=0", sort="cid")]
+    write_summary(rows, out, settings)
+    return rows
+
+
+SUMMARY_COLUMNS = (
+    "cid",
+    "spacegroup_condition",
+    "formation_energy_condition",
+    "status",
+    "converged",
+    "energy_per_atom",
+    "formation_energy_per_atom",
+    "e_above_hull",
+    "spacegroup_relaxed",
+    "unique",
+    "duplicate_of",
+    "relax_error",
+)
+
+
+def _summary_row(row) -> dict[str, Any]:
+    kv = row.key_value_pairs
+    out = {c: kv.get(c) for c in SUMMARY_COLUMNS}
+    out["formula"] = row.formula
+    out["db_id"] = row.id
+    return out
+
+
+def write_summary(rows: list[dict[str, Any]], out: Path, settings: ScreenSettings) -> None:
+    """``summary.csv`` (every candidate), ``summary.md`` (the paper's table 3 and the best
+    candidates) and ``screen.png``."""
+    buffer = io.StringIO()
+    columns = ("cid", "formula", *SUMMARY_COLUMNS[1:])
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "summary.csv", buffer.getvalue())
+    atomic_write_text(out / "summary.md", _markdown(rows, settings))
+    _plot(rows, out / "screen.png", settings)
+
+
+def _fmt(value: Any, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _markdown(rows: list[dict[str, Any]], settings: ScreenSettings) -> str:
+    relaxed = [r for r in rows if r["status"] == "relaxed" and r["e_above_hull"] is not None]
+    failed = [r for r in rows if r["status"] == "failed"]
+    unique = [r for r in relaxed if r["unique"]]
+    lines = [
+        f"# Screen of {settings.composition} with {settings.model}",
+        "",
+        f"{len(rows)} candidates: {len(relaxed)} relaxed with {settings.calculator} "
+        f"({sum(bool(r['converged']) for r in relaxed)} converged to fmax {settings.fmax} eV/Å), "
+        f"{len(failed)} failed, {len(unique)} unique (StructureMatcher 0.2/0.3/5).",
+        "",
+        "## Lowest energy above the hull (eV/atom) per space group and energy condition",
+        "",
+    ]
+    sgs = sorted({r["spacegroup_condition"] for r in rows})
+    energies = sorted({r["formation_energy_condition"] for r in rows}, reverse=True)
+    lines.append("| E condition | " + " | ".join(str(s) for s in sgs) + " |")
+    lines.append("|---:|" + "---:|" * len(sgs))
+    for e in energies:
+        cells = []
+        for s in sgs:
+            vals = [
+                r["e_above_hull"]
+                for r in relaxed
+                if r["spacegroup_condition"] == s and r["formation_energy_condition"] == e
+            ]
+            cells.append(_fmt(min(vals)) if vals else "-")
+        lines.append(f"| {e:.3f} | " + " | ".join(cells) + " |")
+    lines += ["", "## The most stable unique candidates", ""]
+    lines.append("| cid | formula | SG asked | SG relaxed | E asked | E_form | E above hull |")
+    lines.append("|---:|---|---:|---:|---:|---:|---:|")
+    for r in sorted(unique, key=lambda r: r["e_above_hull"])[:10]:
+        lines.append(
+            f"| {r['cid']} | {r['formula']} | {r['spacegroup_condition']} | "
+            f"{r['spacegroup_relaxed'] or '-'} | "
+            f"{r['formation_energy_condition']:.3f} | {_fmt(r['formation_energy_per_atom'])} | "
+            f"{r['e_above_hull']:.3f} |"
+        )
+    if failed:
+        lines += ["", "## Failures", ""]
+        lines += [f"- cid {r['cid']}: {r['relax_error']}" for r in failed]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(rows: list[dict[str, Any]], path: Path, settings: ScreenSettings) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    relaxed = [r for r in rows if r["status"] == "relaxed" and r["e_above_hull"] is not None]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for sg in sorted({r["spacegroup_condition"] for r in relaxed}):
+        sel = [r for r in relaxed if r["spacegroup_condition"] == sg]
+        x = [r["formation_energy_condition"] for r in sel]
+        axes[0].scatter(x, [r["formation_energy_per_atom"] for r in sel], s=14, label=f"SG {sg}")
+        axes[1].scatter(x, [r["e_above_hull"] for r in sel], s=14, label=f"SG {sg}")
+    if relaxed:
+        lo = min(r["formation_energy_condition"] for r in relaxed)
+        hi = max(r["formation_energy_condition"] for r in relaxed)
+        axes[0].plot([lo, hi], [lo, hi], "k--", lw=0.8, label="asked = found")
+    axes[0].set_xlabel("formation energy asked (eV/atom)")
+    axes[0].set_ylabel(f"formation energy after relaxation, {settings.calculator} (eV/atom)")
+    axes[1].axhline(0.0, color="k", lw=0.8)
+    axes[1].set_xlabel("formation energy asked (eV/atom)")
+    axes[1].set_ylabel("energy above hull (eV/atom)")
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.suptitle(f"{settings.composition}: {len(relaxed)} relaxed candidates ({settings.model})")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+__all__ = ["ScreenError", "ScreenSettings", "default_spacegroups", "screen", "write_summary"]

@@ -1,0 +1,265 @@
+"""``crystalgen screen``: generate -> relax (EMT) -> deduplicate -> hull; resume, failures, Dask."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+import ase.io  # noqa: E402
+from ase.calculators.calculator import Calculator, all_changes  # noqa: E402
+from ase.calculators.emt import EMT  # noqa: E402
+from ase.db import connect  # noqa: E402
+
+from ase_crystalgen.cli import main  # noqa: E402
+from ase_crystalgen.inference.screen import ScreenError, ScreenSettings, screen  # noqa: E402
+
+MODEL = "synthetic-alloys-flow"
+
+
+def settings(**kw) -> ScreenSettings:
+    base = dict(
+        model=MODEL,
+        composition="Cu3Au",
+        spacegroups=[221, 123],
+        energies=[-0.06, 0.0],
+        n=2,
+        calculator="emt",
+        fmax=0.05,
+        relax_steps=200,
+        steps=20,
+        seed=1,
+    )
+    base.update(kw)
+    return ScreenSettings(**base)
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    out = tmp_path_factory.mktemp("screen")
+    rows = screen(settings(), out, progress=False)
+    return out, rows
+
+
+def _energies(out):
+    with connect(out / "screen.db") as db:
+        return {r.cid: (r.get("energy"), r.status) for r in db.select("cid>=0")}
+
+
+def test_screen_writes_every_candidate_and_the_hull(serial):
+    out, rows = serial
+    assert [r["cid"] for r in rows] == list(range(8))
+    for name in (
+        "settings.json",
+        "candidates.extxyz",
+        "screen.db",
+        "references.extxyz",
+        "summary.csv",
+        "summary.md",
+        "screen.png",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    relaxed = [r for r in rows if r["status"] == "relaxed"]
+    assert len(relaxed) >= 4  # a trained model on its own chemistry gives relaxable cells
+    with connect(out / "screen.db") as db:
+        assert db.count() == 8
+        for row in db.select(status="relaxed"):
+            symbols = row.toatoms().get_chemical_symbols()
+            assert symbols.count("Cu") == 3 * symbols.count("Au")
+            if row.converged:
+                assert row.max_force <= 0.05 + 1e-9
+    with open(out / "summary.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 8
+    md = (out / "summary.md").read_text()
+    assert "| E condition | 221 | 123 |" in md
+
+
+def test_energy_above_hull_is_the_formation_energy_against_the_elements(serial):
+    """Only elemental references: the hull is 0 at every composition, so e_above_hull = E_form,
+    and E_form = (E - 3 mu_Cu - mu_Au) / 4 with mu from the reference file."""
+    out, rows = serial
+    refs = ase.io.read(out / "references.extxyz", ":")
+    mu = {a.get_chemical_symbols()[0]: a.get_potential_energy() / len(a) for a in refs}
+    assert set(mu) == {"Cu", "Au"}
+    with connect(out / "screen.db") as db:
+        for row in db.select(status="relaxed"):
+            e_form = (row.energy - row.natoms * (0.75 * mu["Cu"] + 0.25 * mu["Au"])) / row.natoms
+            assert row.formation_energy_per_atom == pytest.approx(e_form, abs=1e-9)
+            assert row.e_above_hull == pytest.approx(e_form, abs=1e-9)
+
+
+def test_duplicates_point_at_a_lower_energy_unique_match(serial):
+    out, _ = serial
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    with connect(out / "screen.db") as db:
+        rows = {r.cid: r for r in db.select(status="relaxed")}
+    matcher = StructureMatcher()
+    for cid, row in rows.items():
+        rep = rows[row.duplicate_of]
+        assert rep.unique and rep.energy_per_atom <= row.energy_per_atom + 1e-12
+        if cid != rep.cid:
+            assert matcher.fit(
+                AseAtomsAdaptor.get_structure(row.toatoms()), AseAtomsAdaptor.get_structure(rep.toatoms())
+            )
+    uniques = [r for r in rows.values() if r.unique]
+    for i, a in enumerate(uniques):
+        for b in uniques[i + 1 :]:
+            assert not matcher.fit(
+                AseAtomsAdaptor.get_structure(a.toatoms()), AseAtomsAdaptor.get_structure(b.toatoms())
+            )
+
+
+def test_an_interrupted_screen_resumes_and_loses_nothing(serial, tmp_path):
+    out, _ = serial
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    for name in ("references.extxyz", "summary.csv"):
+        (copy / name).unlink()
+    with connect(copy / "screen.db") as db:  # as if killed after the first three relaxations
+        ids = [r.id for r in db.select("cid>=3")]
+        db.delete(ids)
+        kept = {r.cid: (r.id, r.mtime) for r in db.select()}
+    screen(settings(), copy, progress=False)
+    assert _energies(copy) == _energies(out)  # EMT relaxations are deterministic
+    with connect(copy / "screen.db") as db:
+        assert db.count() == 8
+        for cid, (row_id, _) in kept.items():
+            assert db.get(cid=cid).id == row_id  # earlier rows were not relaxed again
+
+
+def test_a_different_screen_in_the_same_directory_is_refused(serial):
+    out, _ = serial
+    with pytest.raises(ScreenError, match=r"holds a screen with other settings \(energies, n differ\)"):
+        screen(settings(energies=[-0.1], n=1), out, progress=False)
+
+
+class FailsOnSecond(Calculator):
+    """EMT, except that the second structure it is given raises."""
+
+    implemented_properties = ["energy", "forces", "stress"]
+
+    def __init__(self):
+        super().__init__()
+        self.emt, self.seen = EMT(), []
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        key = atoms.info.get("cid")
+        if key not in self.seen:
+            self.seen.append(key)
+        if len(self.seen) == 2 and key == self.seen[1]:
+            raise RuntimeError("SCF did not converge")
+        self.emt.calculate(atoms, properties, system_changes)
+        self.results = dict(self.emt.results)
+
+
+def test_a_calculator_that_raises_mid_screen_is_recorded_and_the_screen_goes_on(tmp_path):
+    rows = screen(
+        settings(energies=[0.0], spacegroups=[221], n=3), tmp_path, calculator=FailsOnSecond(), progress=False
+    )
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 1 and "SCF did not converge" in failed[0]["relax_error"]
+    assert sum(r["status"] == "relaxed" for r in rows) >= 1
+    assert "SCF did not converge" in (tmp_path / "summary.md").read_text()
+
+
+def test_dask_local_cluster_gives_the_serial_results(serial, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    out, _ = serial
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        screen(settings(), tmp_path, scheduler=cluster.scheduler_address, progress=False)
+    a, b = _energies(out), _energies(tmp_path)
+    assert a.keys() == b.keys()
+    for cid in a:
+        assert a[cid][1] == b[cid][1]
+        if a[cid][0] is not None:
+            assert b[cid][0] == pytest.approx(a[cid][0], abs=1e-8)
+
+
+def test_cli_screen_sample_relax_and_models(tmp_path, capsys):
+    assert main(["models"]) == 0
+    assert MODEL in capsys.readouterr().out
+    out = tmp_path / "s.extxyz"
+    assert (
+        main(
+            [
+                "sample",
+                MODEL,
+                "--composition",
+                "CuAu",
+                "--spacegroup",
+                "123,Pm-3m",
+                "--energy",
+                "-0.05",
+                "-n",
+                "2",
+                "--steps",
+                "20",
+                "--relax",
+                "emt",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    frames = ase.io.read(out, ":")
+    assert len(frames) <= 4 and all(f.get_chemical_formula() == "AuCu" or len(f) > 2 for f in frames)
+    assert {f.info["spacegroup_condition"] for f in frames} <= {123, 221}
+    relaxed = tmp_path / "r.extxyz"
+    assert main(["relax", str(out), "--calculator", "emt", "--out", str(relaxed), "--no-progress"]) == 0
+    assert "relaxed" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "screen",
+                "--model",
+                MODEL,
+                "--composition",
+                "Cu3Au",
+                "--spacegroups",
+                "221",
+                "--energies",
+                "-0.04:-0.06:-0.02",
+                "--calculator",
+                "emt",
+                "--steps",
+                "20",
+                "--out",
+                str(tmp_path / "scr"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "2 candidates" in text and "screen.db" in text
+    settings_json = json.loads((tmp_path / "scr" / "settings.json").read_text())
+    assert settings_json["energies"] == [-0.04, -0.06]
+    assert (
+        main(
+            [
+                "screen",
+                "--model",
+                MODEL,
+                "--composition",
+                "Cu3Au",
+                "--energies",
+                "nan",
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
+    assert "energy nan is not finite" in capsys.readouterr().err
