@@ -325,8 +325,15 @@ class PhaseDiagramReference:
 
     @property
     def structures(self) -> list[Atoms]:
-        """Copies of the reference structures (references given as PDEntry have none)."""
-        return [a.copy() for a in self._structures if a is not None]
+        """Copies of the reference structures with their energies (a ``SinglePointCalculator``);
+        references given as PDEntry have none."""
+        out = []
+        for atoms in self._structures:
+            if atoms is not None:
+                copy = atoms.copy()
+                copy.calc = SinglePointCalculator(copy, energy=atoms.get_potential_energy())
+                out.append(copy)
+        return out
 
     @property
     def phase_diagram(self) -> PhaseDiagram:
