@@ -618,6 +618,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: options whose values may start with a minus sign that argparse would take for an option
+_SIGNED_OPTIONS = ("--energy", "--energies")
+
+
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """``--energies -0.1:-0.3:-0.1`` -> ``--energies=-0.1:-0.3:-0.1`` (argparse only knows plain
+    negative numbers)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in _SIGNED_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``crystalgen`` command line.
 
@@ -631,6 +650,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Exit code: 0 on success, 2 for usage errors and bad inputs.
     """
     parser = build_parser()
+    argv = _attach_negative_values(list(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors; keep main() returning

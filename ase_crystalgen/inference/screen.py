@@ -116,7 +116,8 @@ def _generate(settings: ScreenSettings, out: Path, device: str, progress: bool) 
         atoms.info["cid"] = cid
     with atomic_path(path) as tmp:
         ase.io.write(tmp, structures, format="extxyz")
-    return structures
+    # relax what the file holds (extxyz rounds), so that a resumed screen starts from the same numbers
+    return ase.io.read(path, ":")
 
 
 def default_spacegroups(generator, composition: Any) -> list[int]:
