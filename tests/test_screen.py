@@ -212,3 +212,18 @@ def test_cli_screen_sample_relax_and_models(tmp_path, capsys):
     assert settings_json["energies"] == [-0.04, -0.06]
     assert run(f"screen --model {MODEL} --composition Cu3Au --energies nan --out {tmp_path / 'bad'}") == 2
     assert "energy nan is not finite" in capsys.readouterr().err
+
+
+def test_example_generate_crystals(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "generate_crystals.py"
+    spec = importlib.util.spec_from_file_location("example_generate_crystals", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    res = module.main(n=1, out=str(tmp_path / "g.extxyz"), steps=20)
+    assert len(res["relaxed"]) >= 3
+    hulls = [a.info["e_above_hull"] for a in res["relaxed"]]
+    assert hulls == sorted(hulls) and all(h > -0.2 for h in hulls)  # EMT L1_2 Cu3Au is -0.01 eV/atom
+    assert len(ase.io.read(tmp_path / "g.extxyz", ":")) == len(res["relaxed"]) + 1
