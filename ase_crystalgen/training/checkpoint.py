@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from .._atomic import atomic_path, atomic_write_text
+from .._atomic import atomic_write_bytes, atomic_write_text
 
 FORMAT = "ase_crystalgen-model"
 FORMAT_VERSION = 1
@@ -36,8 +36,13 @@ class CheckpointError(RuntimeError):
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    import io
+
+    # through a buffer: torch names the zip archive after the file, and the temporary name
+    # would make identical weights differ byte for byte (and in their SHA-256)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
