@@ -227,3 +227,41 @@ def test_example_generate_crystals(tmp_path):
     hulls = [a.info["e_above_hull"] for a in res["relaxed"]]
     assert hulls == sorted(hulls) and all(h > -0.2 for h in hulls)  # EMT L1_2 Cu3Au is -0.01 eV/atom
     assert len(ase.io.read(tmp_path / "g.extxyz", ":")) == len(res["relaxed"]) + 1
+
+
+def test_given_references_and_known_phases_set_the_hull(serial, tmp_path):
+    """References given with energies are used as they are; a relaxed known Cu3Au (L1_2) joins
+    the hull, so a candidate's e_above_hull becomes its formation energy minus L1_2's."""
+    from ase.build import bulk
+
+    out, _ = serial
+    l12 = bulk("Cu", "fcc", a=3.75, cubic=True)
+    l12.symbols[0] = "Au"
+    ase.io.write(tmp_path / "known.extxyz", l12)
+    small = dict(spacegroups=[221], energies=[0.0], n=2)
+    rows = screen(
+        settings(
+            **small, references=str(out / "references.extxyz"), known_phases=str(tmp_path / "known.extxyz")
+        ),
+        tmp_path / "s",
+        progress=False,
+    )
+    refs = ase.io.read(tmp_path / "s" / "references.extxyz", ":")
+    given = {
+        a.get_chemical_formula(): a.get_potential_energy()
+        for a in ase.io.read(out / "references.extxyz", ":")
+    }
+    used = {a.get_chemical_formula(): a.get_potential_energy() for a in refs}
+    for formula, energy in given.items():
+        assert used[formula] == pytest.approx(energy, abs=1e-9)  # not recomputed
+    known = [a for a in refs if a.get_chemical_formula() == "AuCu3"]
+    assert len(known) == 1 and known[0].info["converged"]
+    mu = {
+        a.get_chemical_symbols()[0]: a.get_potential_energy() / len(a)
+        for a in ase.io.read(out / "references.extxyz", ":")
+    }
+    e_l12 = (known[0].get_potential_energy() - 3 * mu["Cu"] - mu["Au"]) / 4
+    assert e_l12 < 0
+    for r in rows:
+        if r["status"] == "relaxed":
+            assert r["e_above_hull"] == pytest.approx(r["formation_energy_per_atom"] - e_l12, abs=1e-9)
