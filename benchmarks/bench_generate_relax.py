@@ -7,10 +7,13 @@ For N test structures of Perov-5 (a fixed random subset of the test split):
   (positions and cell, FIRE, fmax 0.05 eV/Å, at most 500 steps);
 * **random**: the same composition at random positions (at least 1.5 Å apart) in a cubic cell
   of the test structure's volume (so random starts get the right density for free), relaxed
-  the same way.
+  the same way;
+* **known**: the test structures themselves, relaxed the same way (not timed): the reference
+  a relaxed candidate should match, since unstable Perov-5 cells distort under the potential.
 
 Reported for both: wall time end to end (generation included), optimiser steps, converged
-fraction, and the fraction whose relaxed structure matches the test structure with
+fraction, and the fraction whose relaxed structure matches the relaxed test structure (and the
+test structure as given) with
 StructureMatcher at the field's tolerances (ltol 0.3, stol 0.5, angle 10) and at the paper's
 (0.2, 0.3, 5). The ratio random / generated is the speed-up; both run in this process, one
 after the other, with the same calculator object.
@@ -65,7 +68,9 @@ def match_fraction(relaxed: list[Atoms], targets: list[Atoms]) -> dict[str, floa
     return out
 
 
-def summarise(relaxed: list[Atoms], targets: list[Atoms], seconds: float) -> dict:
+def summarise(
+    relaxed: list[Atoms], targets: list[Atoms], seconds: float, relaxed_targets: list[Atoms]
+) -> dict:
     steps = [a.info.get("relax_steps", 0) for a in relaxed]
     return {
         "seconds": seconds,
@@ -73,10 +78,21 @@ def summarise(relaxed: list[Atoms], targets: list[Atoms], seconds: float) -> dic
         "converged": float(np.mean([bool(a.info.get("converged")) for a in relaxed])),
         "failed": int(sum("relax_error" in a.info for a in relaxed)),
         "match": match_fraction(relaxed, targets),
+        "match_relaxed_target": match_fraction(relaxed, relaxed_targets),
         "mean_energy_per_atom": float(
             np.mean([a.info["energy_per_atom"] for a in relaxed if "energy_per_atom" in a.info])
         ),
     }
+
+
+def _row(label: str, d: dict) -> str:
+    def pair(m: dict) -> str:
+        return f"{100 * m['field']:.0f} % / {100 * m['paper']:.0f} %"
+
+    return (
+        f"| {label} | {d['seconds']:.1f} | {d['mean_steps']:.0f} | {100 * d['converged']:.0f} % | "
+        f"{d['failed']} | {pair(d['match_relaxed_target'])} | {pair(d['match'])} |"
+    )
 
 
 def main() -> None:
@@ -98,14 +114,10 @@ def main() -> None:
     gen = CrystalGenerator.from_pretrained(args.model)
 
     t0 = time.perf_counter()
-    generated = []
-    for i, t in zip(idx, targets):
-        generated += gen.sample(
-            t,
-            spacegroup=int(data.arrays["spacegroup"][i]),
-            formation_energy=float(data.arrays["energy"][i]),
-            seed=args.seed + int(i),
-        )
+    conditions = [
+        (t, int(data.arrays["spacegroup"][i]), float(data.arrays["energy"][i])) for i, t in zip(idx, targets)
+    ]
+    generated = gen.sample_batch(conditions, seed=args.seed)
     t_gen = time.perf_counter() - t0
     relaxed_gen = relax(generated, calculator=calc, fmax=args.fmax, steps=args.steps)
     t_gen_total = time.perf_counter() - t0
@@ -116,14 +128,19 @@ def main() -> None:
     relaxed_rand = relax(starts, calculator=calc, fmax=args.fmax, steps=args.steps)
     t_rand_total = time.perf_counter() - t0
 
+    # the known structures in the calculator's own minimum: a relaxed candidate is "the known
+    # structure" when it matches the relaxed known structure (unstable ones distort under CHGNet)
+    relaxed_targets = relax(targets, calculator=calc, fmax=args.fmax, steps=args.steps)
+
     result = {
         "n": len(targets),
         "model": args.model,
         "calculator": args.calculator,
         "generation_seconds": t_gen,
         "generated_unrelaxed_match": match_fraction(generated, targets),
-        "generated": summarise(relaxed_gen, targets, t_gen_total),
-        "random": summarise(relaxed_rand, targets, t_rand_total),
+        "generated": summarise(relaxed_gen, targets, t_gen_total, relaxed_targets),
+        "random": summarise(relaxed_rand, targets, t_rand_total, relaxed_targets),
+        "targets_relaxed_match_raw": match_fraction(relaxed_targets, targets),
         "cpu": cpu_model(),
         "cores": usable_cores(),
     }
@@ -139,14 +156,16 @@ def main() -> None:
         "Command: `python benchmarks/bench_generate_relax.py --test-data data/perov5-test-m12 "
         f"-n {len(targets)}`.",
         "",
-        "| start | wall time (s) | mean steps | converged | failed | match, field tol. | match, paper tol. |",
+        "| start | wall time (s) | mean steps | converged | failed | match: known, relaxed (field / paper) "
+        "| match: known as given (field / paper) |",
         "|---|---:|---:|---:|---:|---:|---:|",
-        f"| generated (incl. {t_gen:.1f} s sampling) | {g['seconds']:.1f} | {g['mean_steps']:.0f} | "
-        f"{100 * g['converged']:.0f} % | {g['failed']} | {100 * g['match']['field']:.0f} % | "
-        f"{100 * g['match']['paper']:.0f} % |",
-        f"| random positions, target volume | {r['seconds']:.1f} | {r['mean_steps']:.0f} | "
-        f"{100 * r['converged']:.0f} % | {r['failed']} | {100 * r['match']['field']:.0f} % | "
-        f"{100 * r['match']['paper']:.0f} % |",
+        _row(f"generated (incl. {t_gen:.1f} s sampling)", g),
+        _row("random positions, target volume", r),
+        "",
+        f"The known structures themselves, relaxed the same way, still match their unrelaxed selves "
+        f"in {100 * result['targets_relaxed_match_raw']['field']:.0f} % (field) / "
+        f"{100 * result['targets_relaxed_match_raw']['paper']:.0f} % (paper) of cases: many Perov-5 "
+        f"entries are unstable cubic cells that distort under {args.calculator}.",
         "",
         f"Random starts take **{r['seconds'] / g['seconds']:.1f}x** the time of generate-then-relax. "
         f"Before relaxation the generated structures already match "

@@ -279,3 +279,17 @@ def test_sampling_on_cuda_agrees_with_cpu_for_the_same_start():
         [a.cell.cellpar()[:3] for a in gen_cpu.sample("SrTiO3", spacegroup=221, formation_energy=0.0, n=4)]
     )
     assert np.allclose(lengths.mean(), ref.mean(), atol=0.1)  # different RNG streams, same distribution
+
+
+def test_sample_batch_mixes_compositions_and_matches_single_calls(perov):
+    conditions = [("SrTiO3", 221, 0.0), ("KNbO3", "P4mm", 1.9), ({"Ca": 1, "Ti": 1, "O": 3}, 221, 0.5)]
+    out = perov.sample_batch(conditions, seed=5)
+    assert [a.get_chemical_formula() for a in out] == ["O3SrTi", "KNbO3", "CaO3Ti"]
+    assert [a.info["sample"] for a in out] == [0, 1, 2]
+    assert [a.info["spacegroup_condition"] for a in out] == [221, 99, 221]
+    # a batch of one draws the same noise as sample(n=1): identical structures
+    one = perov.sample_batch(conditions[:1], seed=5)[0]
+    single = perov.sample("SrTiO3", spacegroup=221, formation_energy=0.0, seed=5)[0]
+    assert np.array_equal(one.positions, single.positions) and np.array_equal(one.cell, single.cell)
+    with pytest.raises(ValueError, match="composition Sr3Ti3O9 has 15 atoms"):
+        perov.sample_batch([("SrTiO3", 221, 0.0), ("Sr3Ti3O9", 221, 0.0)])

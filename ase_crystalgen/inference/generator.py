@@ -185,11 +185,6 @@ class CrystalGenerator(_ModelUser):
             ``method``, ``steps``, ``seed`` and ``sample``; a sample the sampler could not turn
             into a cell has NaN positions and ``info["invalid"]``.
         """
-        from tqdm.auto import tqdm
-
-        from ..representation.tensors import composition_rows
-        from ..training.sampling import decode, sample_tensors
-
         if spacegroup is None:
             raise ValueError(
                 f"give a spacegroup (number, symbol or list); {self.name} saw "
@@ -202,40 +197,96 @@ class CrystalGenerator(_ModelUser):
             )
         if int(n) < 1:
             raise ValueError(f"n must be at least 1, got {n}")
-        counts = parse_composition(composition)
-        self.domain.check_composition(counts, strict)
+        counts, rows = self._composition(composition, strict)
         spacegroups = spacegroup_list(spacegroup)
         for sg in spacegroups:
             self.domain.check_spacegroup(counts, sg, strict)
         energies = energy_list(formation_energy)
         for e in energies:
             self.domain.check_energy(e, strict)
+        formula = formula_of(counts)
+        jobs = [
+            (
+                rows,
+                {
+                    "composition": formula,
+                    "spacegroup_condition": sg,
+                    "formation_energy_condition": e,
+                    "sample": r,
+                },
+            )
+            for sg, e in itertools.product(spacegroups, energies)
+            for r in range(int(n))
+        ]
+        return self._run(jobs, method, steps, seed, batch_size, progress)
+
+    def sample_batch(
+        self,
+        conditions: Sequence[tuple[Any, Any, float]],
+        method: str | None = None,
+        steps: int | None = None,
+        seed: int = 0,
+        batch_size: int = 256,
+        strict: bool = False,
+        progress: bool = False,
+    ) -> list[Atoms]:
+        """One structure per ``(composition, spacegroup, formation_energy)``, batched together.
+
+        Many different compositions in one call (a test set, a screen over formulas) run as
+        full batches instead of one small batch per composition. Checks and ``info`` as in
+        :meth:`sample` (``sample`` is the index in ``conditions``).
+        """
+        jobs = []
+        for k, (composition, spacegroup, energy) in enumerate(conditions):
+            counts, rows = self._composition(composition, strict)
+            (sg,) = spacegroup_list(spacegroup)
+            (e,) = energy_list(energy)
+            self.domain.check_spacegroup(counts, sg, strict)
+            self.domain.check_energy(e, strict)
+            info = {
+                "composition": formula_of(counts),
+                "spacegroup_condition": sg,
+                "formation_energy_condition": e,
+                "sample": k,
+            }
+            jobs.append((rows, info))
+        if not jobs:
+            raise ValueError("no conditions given")
+        return self._run(jobs, method, steps, seed, batch_size, progress)
+
+    def _composition(self, composition: Any, strict: bool) -> tuple[dict[int, int], np.ndarray]:
+        from ..representation.tensors import composition_rows
+
+        counts = parse_composition(composition)
+        self.domain.check_composition(counts, strict)
         numbers = np.concatenate([np.full(c, z) for z, c in counts.items()])
         order = self.loaded.meta["data_schema"].get("order", "formula")
-        rows = composition_rows(numbers, self.max_atoms, order)
-        method_arg = self._method(method)
+        return counts, composition_rows(numbers, self.max_atoms, order)
 
-        jobs = [(sg, e, r) for sg, e in itertools.product(spacegroups, energies) for r in range(int(n))]
+    def _run(self, jobs, method, steps, seed, batch_size, progress) -> list[Atoms]:
+        """Sample ``jobs`` = [(atom rows, info)] in batches with one seeded generator."""
+        from tqdm.auto import tqdm
+
+        from ..training.sampling import decode, sample_tensors
+
+        method_arg = self._method(method)
         generator = self._generator(seed)
         base = self._info(method_arg or method, steps, seed)
-        formula = formula_of(counts)
         out: list[Atoms] = []
         bar = tqdm(total=len(jobs), desc="sampling", unit="structures", disable=not progress)
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start : start + batch_size]
-            cond = self._cond([rows] * len(chunk), [j[0] for j in chunk], [j[1] for j in chunk])
-            x = sample_tensors(self.loaded, cond, method=method_arg, steps=steps, generator=generator)
-            info = [
-                {
-                    **base,
-                    "composition": formula,
-                    "spacegroup_condition": int(sg),
-                    "formation_energy_condition": float(e),
-                    "sample": int(r),
-                }
-                for sg, e, r in chunk
-            ]
-            out.extend(decode(x, [rows] * len(chunk), info))
+            rows = [r for r, _ in chunk]
+            sgs = [info["spacegroup_condition"] for _, info in chunk]
+            energies = [info["formation_energy_condition"] for _, info in chunk]
+            x = sample_tensors(
+                self.loaded,
+                self._cond(rows, sgs, energies),
+                method=method_arg,
+                steps=steps,
+                generator=generator,
+            )
+            out.extend(decode(x, rows, [{**base, **info} for _, info in chunk]))
             bar.update(len(chunk))
         bar.close()
         return out
