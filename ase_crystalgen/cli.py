@@ -129,9 +129,10 @@ def _write_atomic(path: str, frames) -> None:
 
     clean = []
     for a in frames:
-        b = a.copy()
-        b.info.pop("grs_history", None)
-        clean.append(b)
+        if "grs_history" in a.info:  # copy only then: a copy would drop a relaxation's energies
+            a = a.copy()
+            a.info.pop("grs_history")
+        clean.append(a)
     with atomic_path(path) as tmp:  # keeps the suffix, so ASE picks the format from it
         write(tmp, clean)
 
@@ -321,9 +322,6 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_sample(args) -> int:
-    import ase.io
-
-    from ._atomic import atomic_path
     from .inference import CrystalGenerator, parse_energy_grid
 
     gen = CrystalGenerator.from_pretrained(args.model, device=args.device)
@@ -338,36 +336,20 @@ def _cmd_sample(args) -> int:
 
         valid = relax(valid, calculator=args.relax, fmax=args.fmax, steps=args.relax_steps,
                       progress=not args.no_progress)
-    with atomic_path(args.out) as tmp:
-        ase.io.write(tmp, valid, format=_ase_format(args.out))
+    _write_atomic(args.out, valid)
     dropped = len(structures) - len(valid)
     print(f"wrote {len(valid)} structures to {args.out}"
           + (f" ({dropped} invalid samples dropped)" if dropped else ""))
     return 0
 
 
-def _ase_format(path: str) -> str | None:
-    from ase.io.formats import filetype
-
-    if path.endswith((".xyz", ".extxyz")):
-        return "extxyz"
-    try:
-        return filetype(path, read=False)
-    except Exception:
-        return None
-
-
 def _cmd_relax(args) -> int:
-    import ase.io
-
-    from ._atomic import atomic_path
     from .relaxation import relax
 
     structures = _read_all(args.input, "structures")
     out = relax(structures, calculator=args.calculator, fmax=args.fmax, steps=args.steps,
                 cell_filter=not args.fixed_cell, optimizer=args.optimizer, progress=not args.no_progress)
-    with atomic_path(args.out) as tmp:
-        ase.io.write(tmp, out, format=_ase_format(args.out))
+    _write_atomic(args.out, out)
     failed = [a for a in out if "relax_error" in a.info]
     converged = sum(bool(a.info.get("converged")) for a in out)
     print(f"relaxed {len(out)} structures with {args.calculator}: {converged} converged to fmax {args.fmax} "
