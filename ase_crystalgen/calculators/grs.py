@@ -1,46 +1,15 @@
-"""ASE calculator for the GRS effective potential."""
+"""ASE calculator for the GRS effective potential (an adapter over GRSPotential)."""
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from ..descriptors import ACEDescriptor
-from ..grs.objective import DescriptorTarget, GRSObjective, read_structures
-from ..grs.repulsion import CoreRepulsion
+from ..grs.potential import DEFAULTS, GRSPotential, _orders, make_target, target_structures
 
-
-def make_target(target, descriptor, orders=(1, 2, 3, 4), scale="rms") -> DescriptorTarget:
-    """A :class:`DescriptorTarget` from Atoms, a list of Atoms, a file path, an ``.npz``
-    target file, an (n, F) array or an existing target."""
-    if isinstance(target, DescriptorTarget):
-        return target
-    if isinstance(target, (str, os.PathLike)) and os.fspath(target).endswith(".npz"):
-        return DescriptorTarget.load(target)
-    if isinstance(target, np.ndarray):
-        return DescriptorTarget.from_arrays(target, orders=orders, scale=scale,
-                                            block_size=descriptor.n_per_species,
-                                            groups=descriptor.feature_ranks(),
-                                            elements=descriptor.elements)
-    return DescriptorTarget.from_structures(target, descriptor, orders=orders, scale=scale)
-
-
-def _elements_of(target) -> list[str]:
-    if isinstance(target, Atoms):
-        target = [target]
-    if isinstance(target, (list, tuple)) and target and isinstance(target[0], Atoms):
-        seen = []
-        for a in target:
-            for s in a.get_chemical_symbols():
-                if s not in seen:
-                    seen.append(s)
-        return seen
-    if isinstance(target, DescriptorTarget) and target.elements:
-        return list(target.elements)
-    raise ValueError("cannot infer the elements of this target: pass descriptor=ACEDescriptor(...)")
+__all__ = ["GRSCalculator", "make_target"]
 
 
 class GRSCalculator(Calculator):
@@ -64,13 +33,20 @@ class GRSCalculator(Calculator):
         paper's basis over the target's elements, plus ``elements``).
     elements : extra elements candidates may contain (only used to build the default
         descriptor).
-    weights : moment weights ``{order: alpha}`` or ``(alpha_1, alpha_2, ...)``.
+    weights : moment weights ``{order: alpha}`` or ``(alpha_1, alpha_2, ...)``; default
+        ``(1, 0.1)``: the mean, and the variance at a tenth of its weight.
     core_repulsion : a :class:`CoreRepulsion`, ``True`` for the default, ``None``/``False``
         for none.
+    rank_weights : share of the weight of each descriptor rank (body order minus one);
+        default ``"hierarchy"``: each rank 1/100 of the one below, pairs first, as a
+        cluster expansion orders its clusters (docs/grs-search.md has the measurements);
+        ``"equal"``, ``None`` (per feature) or explicit weights otherwise.
     smoothing, w_inter, w_intra, context : see :class:`GRSObjective`.
-    scale : descriptor scales of a target built here: ``"rms"`` (per descriptor; stiff,
-        best for relaxing positions and cell) or ``"group"`` (per rank; smoother for
-        chemical searches on a lattice); see :class:`DescriptorTarget`.
+    scale : descriptor scales of a target built here: ``"rms"`` (per descriptor) or
+        ``"group"`` (per rank); see :class:`DescriptorTarget`.
+
+    The maths lives in :attr:`potential` (a
+    :class:`~ase_crystalgen.grs.potential.GRSPotential`); ``set()`` rebuilds it.
 
     Extra results: ``score`` (the objective without core repulsion) and ``core_energy``.
 
@@ -86,90 +62,100 @@ class GRSCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "score", "core_energy"]
     default_parameters = {
-        "weights": (1.0, 1.0),
-        "smoothing": 1e-4,
-        "w_inter": 1.0,
-        "w_intra": 0.0,
+        "weights": DEFAULTS["weights"],
+        "smoothing": DEFAULTS["smoothing"],
+        "rank_weights": DEFAULTS["rank_weights"],
+        "scale": DEFAULTS["scale"],
+        "w_inter": DEFAULTS["w_inter"],
+        "w_intra": DEFAULTS["w_intra"],
     }
     nolabel = True
 
     def __init__(self, target, descriptor: ACEDescriptor | None = None, elements=None,
                  weights=None, core_repulsion=True, smoothing=None, w_inter=None,
-                 w_intra=None, context=None, scale="rms", **kwargs):
+                 w_intra=None, context=None, scale=None, rank_weights="default", **kwargs):
         super().__init__(**kwargs)
-        if weights is not None:
-            self.parameters["weights"] = weights
-        for name, value in (("smoothing", smoothing), ("w_inter", w_inter), ("w_intra", w_intra)):
+        for name, value in (("weights", weights), ("smoothing", smoothing),
+                            ("w_inter", w_inter), ("w_intra", w_intra), ("scale", scale)):
             if value is not None:
                 self.parameters[name] = value
-        if isinstance(target, (str, os.PathLike)) and not os.fspath(target).endswith(".npz"):
-            target = read_structures(target)
-        if descriptor is None:
-            els = _elements_of(target)
-            for e in elements or []:
-                if e not in els:
-                    els.append(e)
-            descriptor = ACEDescriptor(els)
-        self.descriptor = descriptor
-        w = self.parameters["weights"]
-        orders = tuple(w) if isinstance(w, dict) else tuple(range(1, len(w) + 1))
-        self.target = make_target(target, descriptor, orders=orders, scale=scale)
-        if self.target.n_features != descriptor.n_features:
-            raise ValueError(f"target has {self.target.n_features} features, the descriptor "
-                             f"{descriptor.n_features}: they were made with different bases")
-        if context is not None and len(context) and isinstance(context[0], Atoms):
-            context = descriptor.compute_many(context)
-        self.objective = GRSObjective(
-            self.target, weights=w, smoothing=self.parameters["smoothing"],
-            w_inter=self.parameters["w_inter"], w_intra=self.parameters["w_intra"],
-            context=context,
-        )
-        if core_repulsion is True:
-            core_repulsion = CoreRepulsion()
-        self.core = core_repulsion or None
+        if not (isinstance(rank_weights, str) and rank_weights == "default"):
+            self.parameters["rank_weights"] = rank_weights
+        self._target = target_structures(target)
+        self._elements = elements
+        self._core_repulsion = core_repulsion
+        self._context = context
+        self._descriptor = descriptor
+        self._build()
+
+    def _build(self) -> None:
+        p = self.parameters
+        target = self._target
+        old = getattr(self, "potential", None)
+        if old is not None and p["scale"] == self._built_scale and set(
+                _orders(p["weights"])) <= set(old.target.orders):
+            target = old.target  # same descriptors and scales: no need to recompute them
+        self._built_scale = p["scale"]
+        self.potential = GRSPotential.from_target(
+            target, descriptor=self._descriptor, elements=self._elements,
+            weights=p["weights"], scale=p["scale"], rank_weights=p["rank_weights"],
+            smoothing=p["smoothing"], w_inter=p["w_inter"], w_intra=p["w_intra"],
+            context=self._context, core_repulsion=self._core_repulsion)
+        self._descriptor = self.potential.descriptor
+
+    # the parts, for code that reads them
+    @property
+    def descriptor(self):
+        return self.potential.descriptor
+
+    @property
+    def objective(self):
+        return self.potential.objective
+
+    @property
+    def target(self):
+        return self.potential.target
+
+    @property
+    def core(self):
+        return self.potential.core
+
+    def set(self, **kwargs):
+        """Change parameters (``weights``, ``smoothing``, ``rank_weights``, ``scale``,
+        ``w_inter``, ``w_intra``); the potential is rebuilt, so the energy changes."""
+        changed = super().set(**kwargs)
+        if changed:
+            self._build()
+        return changed
 
     def set_context(self, context) -> None:
         """Replace the other ensemble members (Atoms or descriptor arrays)."""
-        if context is not None and len(context) and isinstance(context[0], Atoms):
-            context = self.descriptor.compute_many(context)
-        self.objective.set_context(context)
+        self._context = context
+        self.potential.set_context(context)
         self.reset()
 
     def score(self, atoms: Atoms) -> float:
         """The objective alone (no core repulsion, no forces) for ``atoms``."""
-        return self.objective.score(self.descriptor.compute(atoms))
+        return self.potential.score(atoms)
 
     def energy_and_score(self, atoms: Atoms) -> tuple[float, float]:
-        """``(energy, score)`` without forces (about half the cost of a full call), for
-        searches that only compare energies."""
-        Q = float(self.objective.score(self.descriptor.compute(atoms)))
-        core = float(self.core(atoms)[0]) if self.core is not None else 0.0
-        return Q + core, Q
+        """``(energy, score)`` without forces (about half the cost of a full call)."""
+        return self.potential.energy_and_score(atoms)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         Calculator.calculate(self, atoms, properties, system_changes)
         atoms = self.atoms
         try:
-            B, backward = self.descriptor.forward(atoms)
+            res = self.potential.calculate(atoms)
         except ValueError as exc:
             raise ValueError(f"GRSCalculator: {exc}") from exc
-        Q, G = self.objective.score_and_gradient(B)
-        dR, W = backward(G)
-        e_core = 0.0
-        if self.core is not None:
-            # the descriptor's pair list covers the core range unless cutoffs are tiny
-            pairs = getattr(backward, "pairs", None)
-            reuse = pairs is not None and (
-                self.core.max_cutoff(atoms.numbers) <= self.descriptor.rcut.min())
-            e_core, dRc, Wc = self.core(atoms, pairs if reuse else None)
-            dR, W = dR + dRc, W + Wc
-        energy = float(Q + e_core)
-        self.results["energy"] = energy
-        self.results["free_energy"] = energy
-        self.results["score"] = float(Q)
-        self.results["core_energy"] = float(e_core)
-        self.results["forces"] = -dR
+        self.results["energy"] = res["energy"]
+        self.results["free_energy"] = res["energy"]
+        self.results["score"] = res["score"]
+        self.results["core_energy"] = res["core_energy"]
+        self.results["forces"] = -res["gradient"]
         if atoms.pbc.all():
+            W = res["virial"]
             W = 0.5 * (W + W.T)
             s = W / atoms.get_volume()
             self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])

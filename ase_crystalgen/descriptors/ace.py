@@ -274,7 +274,27 @@ class ACEDescriptor(SpeciesBlockDescriptor):
                        shape=(n_centres * ns, len(rows)))
         return np.asarray(M @ phi).reshape(n_centres, ns * self.basis.n_a)
 
-    def local_descriptors(self, centre_species, rows, vec, n_centres):
+    def pair_functions(self, vec: np.ndarray, centre: int, neighbour: int) -> np.ndarray:
+        """Atomic-base functions ``g_n(r) Y_lm(r^)`` (P, n_a) of pair vectors ``vec`` for a
+        centre of species index ``centre`` and a neighbour of species index ``neighbour``
+        (zero beyond their cutoff)."""
+        vec = np.asarray(vec, dtype=float).reshape(-1, 3)
+        r = np.linalg.norm(vec, axis=1)
+        rc = np.full(len(r), self.rcut[centre, neighbour])
+        g, _ = cheb_exp_cos(r, rc, self.lambda_fraction * rc, self.basis.nmax_all)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            u = np.where(r[:, None] > 0, vec / r[:, None], 0.0)
+        Y = real_sph_harm(u, self.basis.lmax_all)
+        return g[:, self.basis.a_n] * Y[:, self._a_lm]
+
+    def lattice_bases(self, atoms: Atoms):
+        """A :class:`~.local.LatticeBases` for ``atoms``: exact, cheap descriptor updates
+        when sites change species at fixed positions (flips and swaps)."""
+        from .local import LatticeBases
+
+        return LatticeBases(self, atoms, self.species_of(atoms))
+
+    def local_descriptors(self, centre_species, rows, vec, n_centres, expand: bool = True):
         """Descriptors of ``n_centres`` atoms from their pair vectors, for local updates.
 
         Parameters
@@ -285,7 +305,8 @@ class ACEDescriptor(SpeciesBlockDescriptor):
 
         Returns
         -------
-        (n_centres, n_features) rows in the block layout of :meth:`compute`.
+        (n_centres, n_features) rows in the block layout of :meth:`compute`, or the
+        per-centre rows (n_centres, n_per_species) with ``expand=False``.
         """
         ns = len(self.elements)
         si, sj = centre_species[rows // ns], rows % ns
@@ -299,7 +320,7 @@ class ACEDescriptor(SpeciesBlockDescriptor):
         Y = real_sph_harm(vec / r[:, None], self.basis.lmax_all) if len(r) else np.zeros(
             (0, (self.basis.lmax_all + 1) ** 2))
         B_local = self.basis.evaluate(self._assemble(g, Y, rows, n_centres))
-        return self.expand(B_local, centre_species)
+        return self.expand(B_local, centre_species) if expand else B_local
 
 
     def _dphi(self, fw: _Forward) -> np.ndarray:

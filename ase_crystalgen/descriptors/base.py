@@ -18,7 +18,14 @@ class SpeciesBlockDescriptor:
 
     def species_of(self, atoms: Atoms) -> np.ndarray:
         """Species index of each atom; a clear error for elements the descriptor lacks."""
-        syms = atoms.get_chemical_symbols()
+        return self.species_of_numbers(atoms.numbers)
+
+    def species_of_numbers(self, numbers) -> np.ndarray:
+        """Species index of each atomic number; a clear error for elements the descriptor
+        lacks."""
+        from ase.data import chemical_symbols
+
+        syms = [chemical_symbols[int(z)] for z in np.atleast_1d(numbers)]
         unknown = sorted(set(syms) - set(self.elements))
         if unknown:
             raise ValueError(

@@ -21,6 +21,7 @@ from math import pi, sqrt
 
 import numpy as np
 
+from . import _kernels
 from .angular import coupling_trees, real_coupling
 
 
@@ -228,6 +229,8 @@ class ACEBasis:
         """Descriptors ``B`` (n, K) from flat atomic bases ``A`` (n, n_species * n_a)."""
         n = A.shape[0]
         B = np.zeros((n, self.n_descriptors))
+        if _kernels.HAVE_NUMBA:
+            return _kernels.polynomial(A, list(self.terms.values()), self.n_descriptors)
         for rank, (idx, coef, _out) in self.terms.items():
             P = np.broadcast_to(coef, (n, len(coef))).copy()
             for k in range(rank):
@@ -238,6 +241,8 @@ class ACEBasis:
     def vjp(self, A: np.ndarray, G: np.ndarray) -> np.ndarray:
         """``dL/dA`` given ``G = dL/dB`` (n, K)."""
         dA = np.zeros_like(A)
+        if _kernels.HAVE_NUMBA:
+            return _kernels.polynomial_vjp(A, G, list(self.terms.values()))
         for r, (idx, coef, out) in self.terms.items():
             Gt = G[:, out] * coef  # (n, T)
             factors = [A[:, idx[:, k]] for k in range(r)]

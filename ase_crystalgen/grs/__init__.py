@@ -1,6 +1,9 @@
-"""Generalized representative structures: objective and core repulsion."""
+"""Generalized representative structures: objective, core repulsion and the potential."""
 
+from .local import LocalGRS, Trial
 from .objective import DescriptorTarget, GRSObjective, central_moments
+from .potential import GRSPotential
 from .repulsion import CoreRepulsion
 
-__all__ = ["DescriptorTarget", "GRSObjective", "CoreRepulsion", "central_moments"]
+__all__ = ["DescriptorTarget", "GRSObjective", "GRSPotential", "CoreRepulsion", "LocalGRS",
+           "Trial", "central_moments"]

@@ -28,6 +28,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+#: ``rank_weights="hierarchy"``: each rank weighs this times the one below it. Measured
+#: on fcc Cu-Au SQS (docs/grs-search.md): 0.1 still lets the 3- and 4-body terms pull the
+#: pair correlations of shells 1-3 off by up to 0.33; 0.01 reproduces them exactly.
+HIERARCHY_RATIO = 0.01
+
 MOMENT_NAMES = {1: "mean", 2: "variance", 3: "third central moment", 4: "fourth central moment"}
 
 
@@ -107,6 +112,13 @@ class DescriptorTarget:
         self.moments = central_moments(B, orders)
         self.block_size = block_size
         self.elements = list(elements) if elements is not None else None
+        self.groups = None
+        if groups is not None:
+            groups = np.asarray(groups, dtype=int)
+            if groups.shape != (self.n_features,):
+                raise ValueError(f"groups needs one label per descriptor ({self.n_features}), "
+                                 f"got shape {groups.shape}")
+            self.groups = groups
         if isinstance(scale, str):
             if scale == "group":
                 if groups is None or len(groups) != self.n_features:
@@ -190,6 +202,7 @@ class DescriptorTarget:
                 fh, orders=np.array(self.orders), scale=self.scale, n_samples=self.n_samples,
                 block_size=-1 if self.block_size is None else self.block_size,
                 elements=np.array(self.elements or [], dtype=str),
+                groups=np.zeros(0, int) if self.groups is None else self.groups,
                 **{f"m{p}": m for p, m in self.moments.items()},
             )
 
@@ -207,6 +220,8 @@ class DescriptorTarget:
                 els = [str(e) for e in z["elements"]]
                 obj.elements = els or None
                 obj.moments = {p: z[f"m{p}"] for p in obj.orders}
+                groups = z["groups"] if "groups" in z.files else np.zeros(0, int)
+                obj.groups = groups if len(groups) == obj.n_features else None
         except (OSError, KeyError, ValueError) as exc:
             raise ValueError(f"{path} is not a valid DescriptorTarget file: {exc}") from exc
         return obj
@@ -215,33 +230,91 @@ class DescriptorTarget:
 class GRSObjective:
     """Distance between descriptor moments and a target (GRS eq. 13-15).
 
+    ``Q = sum_p alpha_p sum_f w_f |D_{p,f}|`` with ``D_p`` the scaled moment differences
+    and ``w_f`` feature weights that sum to one (see ``rank_weights``).
+
     Parameters
     ----------
     target : :class:`DescriptorTarget`.
     weights : ``{order: alpha}`` (or a sequence, ``alpha_1, alpha_2, ...``). Orders must be
         among the target's. Negative weights push away from the target.
-    smoothing : ``delta`` of the smooth absolute value (0 for the plain ``|x|``).
+    smoothing : ``delta`` of the smooth absolute value ``sqrt(x^2 + delta^2) - delta``:
+        quadratic within ``|D| < delta``, linear outside (a pseudo-Huber distance). The
+        default 0.01 (a 1 % moment difference in units of the target's scale) rounds
+        the kink of ``|x|`` at the minimum enough for BFGS with a cell filter to
+        converge (it oscillates or crawls at 1e-4 and 1e-3; docs/grs-core.md);
+        ``0`` gives the plain ``|x|`` of the paper.
+    rank_weights : how the features share the weight. ``"hierarchy"``: each group of
+        the target (for ACE, each rank, lowest first) weighs :data:`HIERARCHY_RATIO`
+        (1/100) times the one before, so pair terms are matched first and higher body
+        orders break the ties, as a cluster expansion orders its clusters. ``"equal"``:
+        each group weighs alike. ``None``: all features alike (``w_f = 1/F``; the rank
+        with most invariants then dominates). A sequence or dict ``{rank: weight}``: the
+        groups in that proportion. Needs ``target.groups``.
     w_inter, w_intra : weights of the single-structure term and of the joint (ensemble)
         term against ``context`` (eq. 15).
     context : descriptor arrays of other structures already in the ensemble; the intra
         term pools them with the candidate.
     """
 
-    def __init__(self, target: DescriptorTarget, weights=(1.0, 1.0), smoothing: float = 1e-4,
-                 w_inter: float = 1.0, w_intra: float = 0.0, context=None):
+    def __init__(self, target: DescriptorTarget, weights=(1.0, 1.0), smoothing: float = 1e-2,
+                 w_inter: float = 1.0, w_intra: float = 0.0, context=None, rank_weights=None):
         if isinstance(weights, dict):
             w = {int(k): float(v) for k, v in weights.items()}
         else:
-            w = {p + 1: float(v) for p, v in enumerate(weights)}
+            w = {p + 1: float(v) for p, v in enumerate(np.atleast_1d(weights))}
+        if not w:
+            raise ValueError("give at least one moment weight")
+        bad = {p: v for p, v in w.items() if not np.isfinite(v)}
+        if bad:
+            raise ValueError(f"moment weights must be finite numbers, got {bad}")
         missing = [p for p in w if p not in target.orders]
         if missing:
             raise ValueError(f"weights for moment orders {missing} but the target keeps only "
                              f"orders {target.orders}")
-        if smoothing < 0:
-            raise ValueError("smoothing must be >= 0")
+        if not np.isfinite(smoothing) or smoothing < 0:
+            raise ValueError(f"smoothing must be a finite number >= 0, got {smoothing}")
+        for name, v in (("w_inter", w_inter), ("w_intra", w_intra)):
+            if not np.isfinite(v):
+                raise ValueError(f"{name} must be a finite number, got {v}")
         self.target, self.weights, self.smoothing = target, w, float(smoothing)
         self.w_inter, self.w_intra = float(w_inter), float(w_intra)
+        self.rank_weights = rank_weights
+        self.feature_weights = self._feature_weights(target, rank_weights)
         self.set_context(context)
+
+    @staticmethod
+    def _feature_weights(target, rank_weights) -> np.ndarray:
+        F = target.n_features
+        if rank_weights is None:
+            return np.full(F, 1.0 / F)
+        groups = getattr(target, "groups", None)
+        if groups is None:
+            raise ValueError("rank_weights needs a target with group labels (ACE ranks): "
+                             "build it with DescriptorTarget.from_structures")
+        labels = np.unique(groups)
+        if isinstance(rank_weights, str):
+            if rank_weights == "equal":
+                per = {int(g): 1.0 for g in labels}
+            elif rank_weights == "hierarchy":
+                per = {int(g): HIERARCHY_RATIO**k for k, g in enumerate(labels)}
+            else:
+                raise ValueError(f"unknown rank_weights {rank_weights!r}; use 'hierarchy', "
+                                 "'equal', a sequence or a dict {rank: weight}")
+        elif isinstance(rank_weights, dict):
+            per = {int(k): float(v) for k, v in rank_weights.items()}
+        else:
+            vals = [float(v) for v in rank_weights]
+            per = {int(g): vals[k] if k < len(vals) else 0.0 for k, g in enumerate(labels)}
+        if any(not np.isfinite(v) or v < 0 for v in per.values()):
+            raise ValueError(f"rank_weights must be finite and >= 0, got {per}")
+        w = np.zeros(F)
+        for g in labels:
+            sel = groups == g
+            w[sel] = per.get(int(g), 0.0) / sel.sum()
+        if w.sum() <= 0:
+            raise ValueError("rank_weights give every feature zero weight")
+        return w / w.sum()
 
     def set_context(self, context) -> None:
         """Descriptors of the other structures of an ensemble (list of (n_k, F) arrays)."""
@@ -255,6 +328,8 @@ class GRSObjective:
         if B.ndim != 2 or B.shape[1] != self.target.n_features:
             raise ValueError(f"descriptor array has shape {B.shape}; the target has "
                              f"{self.target.n_features} features")
+        if B.shape[0] == 0:
+            raise ValueError("no descriptor rows: the structure has no atoms")
         if not np.all(np.isfinite(B)):
             raise ValueError("descriptors contain NaN or inf")
 
@@ -265,6 +340,10 @@ class GRSObjective:
         s = np.sqrt(x * x + d * d)
         return s - d, x / s
 
+    @property
+    def max_order(self) -> int:
+        return max(self.weights)
+
     def differences(self, B: np.ndarray) -> dict[int, np.ndarray]:
         """Scaled moment differences ``D_p`` (F,) of rows ``B`` against the target."""
         B = np.asarray(B, float)
@@ -273,12 +352,21 @@ class GRSObjective:
         s = self.target.scale
         return {p: (m[p] - self.target.moments[p]) / s**p for p in self.weights}
 
+    def _q(self, moments: dict) -> float:
+        """The distance from given moments ``{p: M_p}``."""
+        s, wf = self.target.scale, self.feature_weights
+        Q = 0.0
+        for p, alpha in self.weights.items():
+            D = (moments[p] - self.target.moments[p]) / s**p
+            Q += alpha * float(self._abs(D)[0] @ wf)
+        return Q
+
     def _distance(self, B: np.ndarray, grad: bool):
         """Single-distribution score of the pooled rows ``B`` and its gradient."""
         n, F = B.shape
         mean = B.mean(axis=0)
         dev = B - mean
-        s = self.target.scale
+        s, wf = self.target.scale, self.feature_weights
         Q = 0.0
         G = np.zeros_like(B) if grad else None
         for p, alpha in self.weights.items():
@@ -288,9 +376,9 @@ class GRSObjective:
                 Mp = np.mean(dev**p, axis=0)
             D = (Mp - self.target.moments[p]) / s**p
             a, da = self._abs(D)
-            Q += alpha * a.mean()
+            Q += alpha * float(a @ wf)
             if grad:
-                coef = alpha * da / (F * s**p)  # dQ/dM_p
+                coef = alpha * da * wf / s**p  # dQ/dM_p
                 if p == 1:
                     G += coef / n
                 else:
@@ -325,6 +413,56 @@ class GRSObjective:
                 G += self.w_intra * g
         return Q, G
 
+    # ------------------------------------------------------------ power sums (local updates)
+    @property
+    def shift(self) -> np.ndarray:
+        """Power sums are taken about the target mean (no cancellation near the target)."""
+        return self.target.moments[1] if 1 in self.target.moments else np.zeros(
+            self.target.n_features)
+
+    def power_sums(self, B: np.ndarray) -> np.ndarray:
+        """``S[p - 1] = sum_i (B_i - shift)^p`` for ``p = 1..max_order`` (P, F)."""
+        y = np.asarray(B, float) - self.shift
+        out = np.empty((self.max_order, y.shape[1]))
+        yp = np.ones_like(y)
+        for p in range(self.max_order):
+            yp = yp * y
+            out[p] = yp.sum(axis=0)
+        return out
+
+    def _moments_from_sums(self, S: np.ndarray, n: int) -> dict:
+        m = S[0] / n  # mean of y
+        raw = [None] + [S[p] / n for p in range(self.max_order)]
+        out = {}
+        for p in self.weights:
+            if p == 1:
+                out[1] = self.shift + m
+            elif p == 2:
+                out[2] = raw[2] - m * m
+            elif p == 3:
+                out[3] = raw[3] - 3 * m * raw[2] + 2 * m**3
+            else:
+                out[4] = raw[4] - 4 * m * raw[3] + 6 * m * m * raw[2] - 3 * m**4
+        return out
+
+    def score_from_sums(self, S: np.ndarray, n: int) -> float:
+        """The objective of a structure of ``n`` atoms given its :meth:`power_sums`
+        (the context, if any, is pooled here); equal to :meth:`score` to round-off."""
+        if n <= 0:
+            raise ValueError("no descriptor rows: the structure has no atoms")
+        Q = 0.0
+        if self.w_inter:
+            Q += self.w_inter * self._q(self._moments_from_sums(S, n))
+        if self.w_intra:
+            if self.context is not None:
+                if getattr(self, "_ctx_sums_of", None) is not self.context:
+                    self._ctx_sums, self._ctx_sums_of = self.power_sums(self.context), self.context
+                Q += self.w_intra * self._q(self._moments_from_sums(
+                    S + self._ctx_sums, n + len(self.context)))
+            else:
+                Q += self.w_intra * self._q(self._moments_from_sums(S, n))
+        return Q
+
     def ensemble_score(self, Bs: Sequence[np.ndarray], grad: bool = True):
         """Joint (intra) score of several structures pooled (eq. 14) and the gradient
         with respect to each structure's rows."""
@@ -340,4 +478,5 @@ class GRSObjective:
 
     def todict(self) -> dict:
         return {"weights": self.weights, "smoothing": self.smoothing,
+                "rank_weights": self.rank_weights,
                 "w_inter": self.w_inter, "w_intra": self.w_intra}

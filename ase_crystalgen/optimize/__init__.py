@@ -1,7 +1,7 @@
 """Global optimisers of the GRS objective (ASE-style drivers)."""
 
 from .ensemble import generate_representative_structures
-from .evaluator import IncrementalGRS, Trial
+from ..grs.local import IncrementalGRS, LocalGRS, Trial
 from .genetic import (
     ChemistryMixing,
     FlipMutation,
@@ -15,7 +15,7 @@ from .montecarlo import SCHEDULES, MonteCarlo, RandomWalk, SimulatedAnnealing
 from .moves import Displace, Flip, Move, Strain, Swap
 
 __all__ = [
-    "IncrementalGRS", "Trial", "MonteCarlo", "RandomWalk", "SimulatedAnnealing", "SCHEDULES",
+    "IncrementalGRS", "LocalGRS", "Trial", "MonteCarlo", "RandomWalk", "SimulatedAnnealing", "SCHEDULES",
     "Move", "Flip", "Swap", "Displace", "Strain", "GeneticAlgorithm", "SliceCrossover",
     "ChemistryMixing", "FlipMutation", "SwapMutation", "RattleMutation", "StrainMutation",
     "generate_representative_structures",

@@ -3,7 +3,7 @@
 Both are ASE ``Dynamics``: ``run``, ``irun``, ``attach(fn, interval)``, ``trajectory=``,
 ``logfile=`` and the context manager work as for ASE's optimizers. One step proposes one
 move (chosen with the given probabilities), evaluates it with local descriptor updates
-(:class:`~.evaluator.IncrementalGRS`) and accepts it by the Metropolis rule
+(:class:`~ase_crystalgen.grs.local.LocalGRS`) and accepts it by the Metropolis rule
 ``min(1, exp(-(E_new - E_old) / T))`` (GRS paper eq. 17 with ``beta = 1 / T``) or, for the
 random walk, always. ``E`` is the GRS score plus the core repulsion, in the units of the
 score (the calculator's eV).
@@ -17,7 +17,6 @@ import numpy as np
 from ase import Atoms
 from ase.optimize.optimize import Dynamics
 
-from .evaluator import IncrementalGRS
 from .moves import make_moves
 
 
@@ -85,11 +84,12 @@ class MonteCarlo(Dynamics):
         super().__init__(atoms, logfile=logfile, trajectory=trajectory,
                          loginterval=loginterval, **kwargs)
         self.calc = atoms.calc
+        self.potential = atoms.calc.potential
         self.moves, self.probabilities = make_moves(moves)
         self.rng = _validate_rng(rng)
         self.tolerance = float(tolerance)
         self.relax = dict(relax) if relax else None
-        self.ev = IncrementalGRS(atoms, self.calc, skin=skin)
+        self.ev = self.potential.local(atoms, skin=skin)
         self.n_accepted = 0
         self.n_proposed = 0
         self.accepted_by_move = {m.name: 0 for m in self.moves}
@@ -224,9 +224,12 @@ class SimulatedAnnealing(MonteCarlo):
     Parameters
     ----------
     atoms, moves, rng, tolerance, relax, skin : see :class:`MonteCarlo`.
-    temperature : ``(start, stop)`` in score units, or one number for a constant
-        temperature. With ``relative=True`` (default) both are multiples of the initial
-        energy ``E0`` (the GRS code uses ``beta = (1/Q0) x [1e-2, 1e1, 1e2]``).
+    temperature : ``"auto"`` (default): set from the median energy change of random
+        moves at the start (:meth:`auto_temperature`), so that it does not depend on how
+        far the start happens to be from the target. Or ``(start, stop)`` in energy
+        units, or one number for a constant temperature. With ``relative=True`` numbers
+        are multiples of the initial energy ``E0`` (the GRS code uses
+        ``beta = (1/Q0) x [1e-2, 1e1, 1e2]``).
     n_steps : length of the schedule (and the default of :meth:`run`).
     schedule : ``"exponential"``, ``"linear"``, ``"constant"`` or a callable
         ``f(step, start, stop, n_steps) -> T``.
@@ -242,19 +245,25 @@ class SimulatedAnnealing(MonteCarlo):
     >>> sa.run(); sa.best_score, sa.best_step                         # doctest: +SKIP
     """
 
-    def __init__(self, atoms: Atoms, moves="flip", temperature=(0.1, 1e-3),
-                 n_steps: int = 1000, schedule="exponential", relative: bool = True,
+    def __init__(self, atoms: Atoms, moves="flip", temperature="auto",
+                 n_steps: int = 2000, schedule="exponential", relative: bool = False,
                  rng=None, **kwargs):
         super().__init__(atoms, moves=moves, rng=rng, **kwargs)
-        if np.isscalar(temperature):
-            temperature = (float(temperature), float(temperature))
-            schedule = "constant" if schedule == "exponential" else schedule
-        start, stop = (float(t) for t in temperature)
-        if start < 0 or stop < 0:
-            raise ValueError("temperatures must be >= 0")
-        if relative:
-            e0 = abs(self.ev.energy) or 1.0
-            start, stop = start * e0, stop * e0
+        if isinstance(temperature, str):
+            if temperature != "auto":
+                raise ValueError(f"unknown temperature {temperature!r}: 'auto', a number or "
+                                 "(start, stop)")
+            start, stop = self.auto_temperature()
+        else:
+            if np.isscalar(temperature):
+                temperature = (float(temperature), float(temperature))
+                schedule = "constant" if schedule == "exponential" else schedule
+            start, stop = (float(t) for t in temperature)
+            if not (np.isfinite(start) and np.isfinite(stop)) or start < 0 or stop < 0:
+                raise ValueError("temperatures must be finite and >= 0")
+            if relative:
+                e0 = abs(self.ev.energy) or 1.0
+                start, stop = start * e0, stop * e0
         if isinstance(schedule, str):
             if schedule not in SCHEDULES:
                 raise ValueError(f"unknown schedule {schedule!r}; choose from {sorted(SCHEDULES)}"
@@ -264,6 +273,28 @@ class SimulatedAnnealing(MonteCarlo):
             schedule = SCHEDULES[schedule]
         self.schedule, self.t_start, self.t_stop = schedule, start, stop
         self.n_steps = int(n_steps)
+
+    #: ``temperature="auto"``: start and stop as multiples of the median energy change of
+    #: random moves from the starting structure
+    AUTO_FACTORS = (0.3, 0.01)
+    AUTO_SAMPLES = 64
+
+    def auto_temperature(self) -> tuple[float, float]:
+        """``(start, stop)`` from the landscape rather than from the luck of the start:
+        the median ``|dE|`` of random moves proposed (not accepted) from the starting
+        structure, times :attr:`AUTO_FACTORS`. The draws use their own generator, so the
+        run's random sequence does not depend on them."""
+        rng = np.random.default_rng(int(self.rng.integers(2**63)))
+        deltas = []
+        for _ in range(self.AUTO_SAMPLES):
+            move = self.moves[rng.choice(len(self.moves), p=self.probabilities)]
+            trial = move.propose(self.ev, rng)
+            if trial is not None:
+                d = abs(trial.energy - self.ev.energy)
+                if d > 0 and np.isfinite(d):
+                    deltas.append(d)
+        scale = float(np.median(deltas)) if deltas else (abs(self.ev.energy) or 1.0)
+        return self.AUTO_FACTORS[0] * scale, self.AUTO_FACTORS[1] * scale
 
     def temperature(self) -> float:
         return float(self.schedule(self.nsteps, self.t_start, self.t_stop, self.n_steps))

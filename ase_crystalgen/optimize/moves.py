@@ -1,7 +1,7 @@
 """Monte Carlo moves over chemical occupations, positions and the cell.
 
-Each move proposes a change through an :class:`~.evaluator.IncrementalGRS` and returns
-the evaluated :class:`~.evaluator.Trial` (or ``None`` when no valid move exists, e.g.
+Each move proposes a change through an :class:`~ase_crystalgen.grs.local.LocalGRS` and returns
+the evaluated :class:`~ase_crystalgen.grs.local.Trial` (or ``None`` when no valid move exists, e.g.
 a swap in a one-element cell). Moves never change the evaluator's state; the driver
 accepts or rejects.
 """

@@ -1,0 +1,91 @@
+"""Compiled loops for the ACE polynomial (numba), with NumPy equivalents as the fallback.
+
+The descriptors are sums of products of atomic-base entries, ``B[i, out[t]] += coef[t] *
+prod_k A[i, idx[t, k]]``. NumPy has to materialise every product as an (n, T) array; a
+compiled loop keeps ``A[i]`` in cache and touches each term once, which is what makes a
+Monte Carlo trial on a fixed lattice cheap. numba is a dependency of this field's stack
+(icet uses it); if it cannot be imported the NumPy path gives the same numbers.
+
+``ASE_CRYSTALGEN_NO_NUMBA=1`` forces the NumPy path (tests compare the two).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+try:  # pragma: no cover - which branch runs depends on the installation
+    if os.environ.get("ASE_CRYSTALGEN_NO_NUMBA"):
+        raise ImportError("disabled by ASE_CRYSTALGEN_NO_NUMBA")
+    from numba import njit
+except ImportError:  # pragma: no cover
+    njit = None
+
+HAVE_NUMBA = njit is not None
+
+
+def _poly_rows_py(AT, idx, coef, out, BT):  # pragma: no cover - compiled below
+    # atoms along the fast axis: each term is one vectorisable loop over atoms
+    T, r = idx.shape
+    n = AT.shape[1]
+    tmp = np.empty(n)
+    for t in range(T):
+        c = coef[t]
+        a0 = AT[idx[t, 0]]
+        for i in range(n):
+            tmp[i] = c * a0[i]
+        for k in range(1, r):
+            ak = AT[idx[t, k]]
+            for i in range(n):
+                tmp[i] *= ak[i]
+        bo = BT[out[t]]
+        for i in range(n):
+            bo[i] += tmp[i]
+
+
+def _poly_vjp_py(AT, GT, idx, coef, out, dAT):  # pragma: no cover - compiled below
+    T, r = idx.shape
+    n = AT.shape[1]
+    tmp = np.empty(n)
+    for t in range(T):
+        c = coef[t]
+        g = GT[out[t]]
+        for k in range(r):
+            for i in range(n):
+                tmp[i] = c * g[i]
+            for kk in range(r):
+                if kk != k:
+                    ak = AT[idx[t, kk]]
+                    for i in range(n):
+                        tmp[i] *= ak[i]
+            d = dAT[idx[t, k]]
+            for i in range(n):
+                d[i] += tmp[i]
+
+
+if HAVE_NUMBA:
+    _poly_rows = njit(cache=True, nogil=True)(_poly_rows_py)
+    _poly_vjp = njit(cache=True, nogil=True)(_poly_vjp_py)
+else:  # pragma: no cover
+    _poly_rows = _poly_vjp = None
+
+
+def polynomial(A: np.ndarray, terms, K: int) -> np.ndarray:
+    """``B[:, out[t]] += coef[t] * prod_k A[:, idx[t, k]]`` over every ``(idx, coef, out)``
+    of ``terms`` (compiled); returns ``B`` (n, K)."""
+    AT = np.ascontiguousarray(A.T)
+    BT = np.zeros((K, A.shape[0]))
+    for idx, coef, out in terms:
+        _poly_rows(AT, idx, coef, out, BT)
+    return BT.T
+
+
+def polynomial_vjp(A: np.ndarray, G: np.ndarray, terms) -> np.ndarray:
+    """``dA = sum_t G[:, out[t]] d(term_t)/dA`` (compiled)."""
+    AT = np.ascontiguousarray(A.T)
+    GT = np.ascontiguousarray(G.T)
+    dAT = np.zeros_like(AT)
+    for idx, coef, out in terms:
+        _poly_vjp(AT, GT, idx, coef, out, dAT)
+    return dAT.T

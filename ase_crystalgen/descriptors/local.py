@@ -1,0 +1,134 @@
+"""Descriptors of a fixed lattice under changes of species only.
+
+When atoms keep their positions and only their elements change (flips and swaps of a
+search for orderings or SQS), every pair vector is fixed. The atomic base of site ``i``
+for centre species ``c`` is then a sum over neighbours ``j`` of pair functions that
+depend on the pair, ``c`` and the neighbour's species ``s_j`` only::
+
+    A_i^c[s, :] = sum_{j : s_j = s} phi^{c s}_{ij},    phi^{cs}_{ij} = sum_images g^{cs}(r) Y(r^)
+
+so a site that changes from species ``a`` to ``b`` moves ``phi^{c a}_{ij}`` from block
+``a`` to block ``b`` of every neighbour's base, for every ``c``: an exact linear update.
+The pair functions are computed once; a trial costs the update of the neighbours' bases
+and the polynomial of the affected rows (compiled, see :mod:`._kernels`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import csr_matrix
+
+from .neighbors import neighbor_pairs
+
+
+class LatticeBases:
+    """Atomic bases of every site for every centre species at fixed positions.
+
+    Made by :meth:`ACEDescriptor.lattice_bases`. ``propose`` evaluates a change of
+    species without keeping it; ``accept`` keeps a proposal.
+
+    Attributes
+    ----------
+    species : (N,) current species index of each site.
+    """
+
+    #: accepted changes between two recomputations from scratch (bounds round-off drift)
+    REFRESH_EVERY = 2000
+
+    def __init__(self, descriptor, atoms, species: np.ndarray):
+        self.descriptor = descriptor
+        self.atoms = atoms.copy()
+        self.atoms.calc = None
+        self.species = np.array(species, dtype=np.intp)
+        self.n_sites = len(atoms)
+        self._build()
+
+    def _build(self) -> None:
+        d, N = self.descriptor, self.n_sites
+        ns, na = len(d.elements), d.basis.n_a
+        i, j, vec = neighbor_pairs(self.atoms, d.max_cutoff)
+        r = np.linalg.norm(vec, axis=1)
+        if np.any(r < 1e-8):
+            k = int(np.argmin(r))
+            raise ValueError(f"atoms {i[k]} and {j[k]} overlap (distance {r[k]:.2e} A)")
+        key = i * N + j
+        uniq, inv = np.unique(key, return_inverse=True)
+        ui, uj = uniq // N, uniq % N
+        U = len(uniq)
+        phi = np.zeros((ns, ns, U, na))
+        for c in range(ns):
+            for b in range(ns):
+                keep = r < d.rcut[c, b]
+                if not np.any(keep):
+                    continue
+                vals = d.pair_functions(vec[keep], c, b)
+                M = csr_matrix((np.ones(keep.sum()), (inv[keep], np.arange(keep.sum()))),
+                               shape=(U, int(keep.sum())))
+                phi[c, b] = M @ vals
+        # column access: all pairs (i, j) of one neighbour j are contiguous
+        order = np.argsort(uj, kind="stable")
+        self._centre = ui[order]
+        self._phi = np.ascontiguousarray(phi[:, :, order])
+        self._col = np.searchsorted(uj[order], np.arange(N + 1))
+        self._ui, self._uj, self._phi_by_row = ui, uj, phi
+        self.A = self._bases_from_scratch()
+        self._n_accepted = 0
+
+    def _bases_from_scratch(self) -> np.ndarray:
+        """(n_species, N, n_species * n_a): the base of every site as every centre species."""
+        d, N = self.descriptor, self.n_sites
+        ns, na = len(d.elements), d.basis.n_a
+        A = np.zeros((ns, N, ns * na))
+        sj = self.species[self._uj]
+        for b in range(ns):
+            sel = sj == b
+            if not np.any(sel):
+                continue
+            M = csr_matrix((np.ones(sel.sum()), (self._ui[sel], np.arange(sel.sum()))),
+                           shape=(N, int(sel.sum())))
+            for c in range(ns):
+                A[c, :, b * na:(b + 1) * na] = M @ self._phi_by_row[c, b][sel]
+        return A
+
+    def neighbours(self, site: int) -> np.ndarray:
+        """Sites whose descriptors depend on the species of ``site``."""
+        return self._centre[self._col[site]:self._col[site + 1]]
+
+    def current(self) -> np.ndarray:
+        """Per-centre descriptors (N, K) of the current occupation."""
+        return self.descriptor.basis.evaluate(self.A[self.species, np.arange(self.n_sites)])
+
+    def propose(self, sites, new_species):
+        """Descriptors after setting ``sites`` to ``new_species`` (species indices).
+
+        Returns ``(affected, rows, token)``: the sites whose descriptors change, their new
+        per-centre rows (len(affected), K) and what :meth:`accept` needs.
+        """
+        sites = np.atleast_1d(np.asarray(sites, dtype=np.intp))
+        new_species = np.atleast_1d(np.asarray(new_species, dtype=np.intp))
+        na = self.descriptor.basis.n_a
+        affected = np.unique(np.concatenate(
+            [sites] + [self.neighbours(s) for s in sites]))
+        local = np.full(self.n_sites, -1, dtype=np.intp)
+        local[affected] = np.arange(len(affected))
+        A = self.A[:, affected]  # a copy (fancy indexing)
+        species = self.species.copy()
+        for s, b in zip(sites, new_species):
+            a = species[s]
+            if a == b:
+                continue
+            lo, hi = self._col[s], self._col[s + 1]
+            li = local[self._centre[lo:hi]]
+            A[:, li, a * na:(a + 1) * na] -= self._phi[:, a, lo:hi]
+            A[:, li, b * na:(b + 1) * na] += self._phi[:, b, lo:hi]
+            species[s] = b
+        rows = self.descriptor.basis.evaluate(A[species[affected], np.arange(len(affected))])
+        return affected, rows, (affected, A, species)
+
+    def accept(self, token) -> None:
+        affected, A, species = token
+        self.A[:, affected] = A
+        self.species = species
+        self._n_accepted += 1
+        if self._n_accepted % self.REFRESH_EVERY == 0:
+            self.A = self._bases_from_scratch()
