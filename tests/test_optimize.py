@@ -203,3 +203,69 @@ def test_ase_ga_cut_and_splice_inside_the_genetic_algorithm(rng):
     assert ga.n_evaluations >= 6 + 3 * 5  # duplicates are re-drawn
     assert all(len(a) == 8 for a in ga.population)
     assert ga.history[-1][1] <= ga.history[0][1]
+
+
+def test_genetic_algorithm_never_loses_its_best(rng):
+    """Without elites the population can lose its best member; the driver keeps a copy."""
+    t, calc = small_problem()
+    population = []
+    for _ in range(8):
+        a = t.copy()
+        a.numbers = rng.choice([29, 79], size=len(t))
+        population.append(a)
+    ga = GeneticAlgorithm(population, calc, rng=rng, n_elite=0, tolerance=-1.0)
+    seen = []
+    ga.attach(lambda: seen.append(min(m.info["grs_score"] for m in ga.population)))
+    ga.run(15)
+    assert ga.nsteps == 15 and ga.generation == 15
+    assert ga.best_score == pytest.approx(min(seen), abs=1e-15)
+    assert calc.score(ga.best_atoms) == pytest.approx(ga.best_score, abs=1e-12)
+    assert np.array_equal(ga.atoms.numbers, ga.best_atoms.numbers)  # the Dynamics' atoms
+    best = [h[1] for h in ga.history]
+    assert np.all(np.diff(best) <= 0)
+
+
+@pytest.mark.parametrize("no_numba", [False, True])
+def test_fixed_lattice_path_equals_full_evaluation(rng, monkeypatch, no_numba):
+    """Flips and swaps at fixed positions (linear base updates, compiled or NumPy
+    polynomial) give the energy of a full evaluation to round-off, over accepted moves,
+    for a ternary with the default basis and a lattice short enough for the core term."""
+    from ase_crystalgen.descriptors import _kernels
+
+    if no_numba:
+        monkeypatch.setattr(_kernels, "HAVE_NUMBA", False)
+    t = bulk("Cu", "fcc", a=3.0, cubic=True).repeat(2)  # 2.1 A pairs: core repulsion on
+    t.numbers = rng.choice([29, 79, 47], size=len(t))
+    calc = GRSCalculator(target=t)
+    start = t.copy()
+    start.numbers = rng.permutation(t.numbers)
+    ev = calc.potential.local(start)
+    moves = [Flip(), Swap(), Flip(n_sites=3)]
+    for k in range(60):
+        trial = moves[k % 3].propose(ev, rng)
+        ref = ev.atoms.copy()
+        ref.numbers = trial.numbers
+        e, q = calc.energy_and_score(ref)
+        assert trial.score == pytest.approx(q, abs=1e-11)
+        assert trial.energy == pytest.approx(e, abs=1e-11)
+        if rng.random() < 0.5:
+            ev.accept(trial)
+    assert ev.core_energy > 0  # the core term was live on this lattice
+    full = calc.energy_and_score(ev.atoms)
+    assert ev.energy == pytest.approx(full[0], abs=1e-11)
+
+
+def test_set_changes_the_energy():
+    t = l12_aucu3(repeat=1)
+    atoms = t.copy()
+    atoms.rattle(0.05, seed=1)
+    atoms.calc = GRSCalculator(target=t, descriptor=ACEDescriptor(["Cu", "Au"], **SMALL),
+                               weights=(1.0, 1.0), core_repulsion=None)
+    e1 = atoms.get_potential_energy()
+    atoms.calc.set(weights=(10.0, 10.0))
+    e2 = atoms.get_potential_energy()
+    assert e2 == pytest.approx(10 * e1, rel=1e-9)  # the score is linear in the weights
+    assert atoms.calc.todict()["weights"] == (10.0, 10.0)
+    assert atoms.calc.objective.weights == {1: 10.0, 2: 10.0}
+    atoms.calc.set(smoothing=0.0)
+    assert atoms.get_potential_energy() != pytest.approx(e2, rel=1e-6)

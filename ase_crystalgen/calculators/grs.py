@@ -126,6 +126,7 @@ class GRSCalculator(Calculator):
         changed = super().set(**kwargs)
         if changed:
             self._build()
+            self.reset()  # ASE's set() keeps the old results
         return changed
 
     def set_context(self, context) -> None:

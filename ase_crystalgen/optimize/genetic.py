@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, covalent_radii
+from ase.optimize.optimize import Dynamics
 from ase_ga.offspring_creator import OffspringCreator
 
 from .montecarlo import _validate_rng
@@ -168,14 +169,17 @@ def _remove_overlaps(atoms: Atoms, removable: np.ndarray, factor: float) -> Atom
     return atoms[keep]
 
 
-class GeneticAlgorithm:
-    """Steady-generation genetic algorithm with the GRS score as fitness.
+class GeneticAlgorithm(Dynamics):
+    """Steady-generation genetic algorithm with the GRS score as fitness, as an ASE
+    ``Dynamics``: one generation is one step (``run(steps)``, ``irun``,
+    ``attach(fn, interval)``, ``logfile=``, ``trajectory=`` of the best structure).
 
     Parameters
     ----------
     population : starting structures (copied); they may differ in size and cell.
-    calc : the :class:`~ase_crystalgen.calculators.GRSCalculator` whose score (plus core
-        repulsion) is minimised.
+    calc : the :class:`~ase_crystalgen.calculators.GRSCalculator` (or its
+        :class:`~ase_crystalgen.grs.GRSPotential`) whose score plus core repulsion is
+        minimised.
     crossovers, mutations : lists of ase-ga-style operators (``get_new_individual``).
         Defaults: :class:`SliceCrossover` and :class:`ChemistryMixing`;
         :class:`FlipMutation` (over the descriptor's elements) and :class:`SwapMutation`.
@@ -193,15 +197,16 @@ class GeneticAlgorithm:
         already in the next generation (up to 20 tries), so the population keeps its
         diversity.
 
-    After :meth:`run`: :attr:`best_atoms`, :attr:`best_score`, :attr:`best_generation`,
-    :attr:`history` (per generation: best and median score), :attr:`population`.
+    After :meth:`run`: :attr:`best_atoms` (the best structure ever seen, a copy; also
+    ``self.atoms``), :attr:`best_score`, :attr:`best_generation`, :attr:`history` (per
+    generation: best-ever and median score of the population), :attr:`population`.
     """
 
     def __init__(self, population: Sequence[Atoms], calc, crossovers=None, mutations=None,
                  crossover_probability: float = 0.4, tournament_size: int = 3,
                  n_elite: int = 2, relax: dict | None = None, rng=None,
-                 tolerance: float = 1e-10, logfile=None, progress: bool = False,
-                 reject_duplicates: bool = True):
+                 tolerance: float = 1e-10, logfile=None, trajectory=None,
+                 progress: bool = False, reject_duplicates: bool = True):
         if len(population) < 2:
             raise ValueError("a genetic algorithm needs a population of at least 2")
         if not 0 <= crossover_probability <= 1:
@@ -209,8 +214,9 @@ class GeneticAlgorithm:
         if tournament_size < 1 or n_elite < 0 or n_elite >= len(population):
             raise ValueError("need tournament_size >= 1 and 0 <= n_elite < population size")
         self.calc = calc
+        self.potential = getattr(calc, "potential", calc)
         self.rng = _validate_rng(rng)
-        elements = calc.descriptor.elements
+        elements = self.potential.descriptor.elements
         self.crossovers = list(crossovers) if crossovers is not None else [
             SliceCrossover(rng=self.rng), ChemistryMixing(rng=self.rng)]
         self.mutations = list(mutations) if mutations is not None else [
@@ -224,14 +230,23 @@ class GeneticAlgorithm:
         self.relax = dict(relax) if relax else None
         self.tolerance = float(tolerance)
         self.reject_duplicates = bool(reject_duplicates)
-        self.logfile = logfile
         self.progress = progress
         self._next_id = 0
         self.population = [self._evaluate(self._tag(a.copy())) for a in population]
-        self.generation = 0
         self.n_evaluations = len(self.population)
         self.history: list[tuple[int, float, float]] = []
+        best = min(self.population, key=lambda a: a.info["grs_energy"])
+        self.best_atoms = best.copy()
+        self.best_atoms.info = dict(best.info)
+        self.best_score = float(best.info["grs_score"])
+        self.best_energy = float(best.info["grs_energy"])
+        self.best_generation = 0
+        super().__init__(self.best_atoms.copy(), logfile=logfile, trajectory=trajectory)
         self._record()
+
+    @property
+    def generation(self) -> int:
+        return self.nsteps
 
     # ----------------------------------------------------------------- helpers
     def _tag(self, atoms: Atoms) -> Atoms:
@@ -243,11 +258,15 @@ class GeneticAlgorithm:
         if self.relax:
             from ase.optimize import FIRE
 
-            atoms.calc = self.calc
+            from ..calculators import GRSCalculator
+
+            atoms.calc = self.calc if isinstance(self.calc, GRSCalculator) else None
+            if atoms.calc is None:
+                raise TypeError("relax= needs a GRSCalculator as calc")
             FIRE(atoms, logfile=None, maxstep=self.relax.get("maxstep", 0.1)).run(
                 fmax=self.relax.get("fmax", 0.05), steps=self.relax.get("steps", 20))
             atoms.calc = None
-        energy, score = self.calc.energy_and_score(atoms)
+        energy, score = self.potential.energy_and_score(atoms)
         atoms.info["grs_energy"] = float(energy)
         atoms.info["grs_score"] = float(score)
         return atoms
@@ -288,20 +307,27 @@ class GeneticAlgorithm:
         raise RuntimeError("no valid offspring in 20 attempts: check the operators")
 
     def _record(self) -> None:
-        scores = np.array([a.info["grs_score"] for a in self.population])
-        best = int(np.argmin([a.info["grs_energy"] for a in self.population]))
-        self.best_atoms = self.population[best].copy()
-        self.best_score = float(self.best_atoms.info["grs_score"])
-        if not hasattr(self, "best_generation") or self.best_score < self._best_seen:
-            self.best_generation = self.generation
-            self._best_seen = self.best_score
-        self.history.append((self.generation, self.best_score, float(np.median(scores))))
-        if self.logfile is not None:
-            self.logfile.write(f"GA generation {self.generation:5d}  best {self.best_score:.6e}"
-                               f"  median {np.median(scores):.6e}\n")
+        """Keep the best structure ever seen (the population may lose it without elites)."""
+        best = min(self.population, key=lambda a: a.info["grs_energy"])
+        if best.info["grs_energy"] < self.best_energy:
+            self.best_atoms = best.copy()
+            self.best_atoms.info = dict(best.info)
+            self.best_score = float(best.info["grs_score"])
+            self.best_energy = float(best.info["grs_energy"])
+            self.best_generation = self.nsteps
+            a = self.atoms
+            if len(a) != len(best):
+                del a[:]
+                a.extend(best.copy())
+            a.set_cell(best.cell)
+            a.numbers = best.numbers
+            a.positions = best.positions
+            a.info = dict(best.info)
+        scores = np.array([m.info["grs_score"] for m in self.population])
+        self.history.append((self.nsteps, self.best_score, float(np.median(scores))))
 
-    # ----------------------------------------------------------------- driver
-    def converged(self) -> bool:
+    # ----------------------------------------------------------------- Dynamics
+    def converged(self, *args) -> bool:
         return self.best_score <= self.tolerance
 
     def step(self) -> None:
@@ -313,24 +339,52 @@ class GeneticAlgorithm:
         while len(new) < len(self.population):
             new.append(self._offspring(new))
         self.population = new
-        self.generation += 1
-        self._record()
 
-    def irun(self, generations: int = 50):
-        yield self.converged()
-        it = range(generations)
+    def irun(self, steps: int = 50):
+        """Run as a generator of ``converged`` after each generation."""
+        self.max_steps = self.nsteps + steps
+        if self.nsteps == 0:
+            self.log()
+            self.call_observers()
+        bar = None
         if self.progress:
             from tqdm.auto import tqdm
 
-            it = tqdm(it, desc="GRS genetic algorithm", unit="generation")
-        for _ in it:
-            if self.converged():
-                break
-            self.step()
-            yield self.converged()
+            bar = tqdm(total=steps, desc="GRS genetic algorithm", unit="generation")
+        try:
+            is_converged = self.converged()
+            yield is_converged
+            while not is_converged and self.nsteps < self.max_steps:
+                self.step()
+                self.nsteps += 1
+                self._record()
+                self.log()
+                self.call_observers()
+                if bar is not None:
+                    bar.update()
+                    bar.set_postfix(best=f"{self.best_score:.3g}")
+                is_converged = self.converged()
+                yield is_converged
+        finally:
+            if bar is not None:
+                bar.close()
 
-    def run(self, generations: int = 50) -> bool:
+    def run(self, steps: int = 50) -> bool:
+        """Run ``steps`` generations (or until the best score reaches ``tolerance``)."""
         converged = False
-        for converged in self.irun(generations):
+        for converged in self.irun(steps):
             pass
         return converged
+
+    def log(self, *args) -> None:
+        if self.logfile is None:
+            return
+        median = self.history[-1][2] if self.history else float("nan")
+        self.logfile.write(f"GA generation {self.nsteps:5d}  best {self.best_score:.6e}"
+                           f"  median {median:.6e}\n")
+
+    def todict(self) -> dict:
+        return {"type": "genetic-algorithm", "optimizer": "GeneticAlgorithm",
+                "population": len(self.population), "crossover_probability": self.p_cross,
+                "tournament_size": self.k, "n_elite": self.n_elite, "relax": self.relax,
+                "tolerance": self.tolerance}
