@@ -7,7 +7,7 @@ from ase.calculators.calculator import PropertyNotImplementedError
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 from ase.filters import FrechetCellFilter
 from ase.io import write
-from ase.optimize import BFGS, FIRE
+from ase.optimize import BFGS, FIRE, LBFGS
 from ase.optimize.sciopt import SciPyFminCG
 from conftest import l12_aucu3, random_cell
 
@@ -160,3 +160,38 @@ def test_mismatched_target_and_descriptor():
     t = DescriptorTarget(np.ones((2, 5)))
     with pytest.raises(ValueError, match="different bases"):
         GRSCalculator(t, descriptor=ACEDescriptor(["Cu"], **SMALL))
+
+
+def test_bad_input_gets_one_clear_error():
+    t = l12_aucu3(repeat=1)
+    calc = GRSCalculator(target=t, descriptor=ACEDescriptor(["Cu", "Au"], **SMALL))
+    with pytest.raises(ValueError, match="GRSCalculator: the structure has no atoms"):
+        calc.get_potential_energy(t[:0])
+    with pytest.raises(ValueError, match=r"moment weights must be finite numbers, got \{1: nan\}"):
+        GRSCalculator(target=t, weights=(np.nan,))
+    with pytest.raises(ValueError, match="rank_weights must be finite and >= 0"):
+        GRSCalculator(target=t, rank_weights=(1.0, -1.0))
+    with pytest.raises(ValueError, match="the target structure has no atoms"):
+        GRSCalculator(target=t[:0])
+    with pytest.raises(ValueError, match=r"element\(s\) Ag not in the descriptor's elements"):
+        calc.get_potential_energy(bulk("Ag", "fcc", a=4.1, cubic=True))
+
+
+@pytest.mark.parametrize("optimizer", [BFGS, LBFGS, FIRE])
+def test_quasi_newton_optimizers_converge_with_a_cell_filter(optimizer):
+    """Rattled and strained L1_2 with the default basis and defaults: BFGS, LBFGS and FIRE
+    all converge and bring the cell back near the target's."""
+    t = l12_aucu3()
+    calc = GRSCalculator(target=t)
+    rng = np.random.default_rng(0)
+    for seed in range(2):
+        atoms = t.copy()
+        atoms.rattle(0.05, seed=seed)
+        eps = rng.uniform(-0.03, 0.03, (3, 3))
+        atoms.set_cell(atoms.cell.array @ (np.eye(3) + 0.5 * (eps + eps.T)), scale_atoms=True)
+        atoms.calc = calc
+        e0 = atoms.get_potential_energy()
+        strain0 = np.abs(atoms.cell.lengths() - 7.5).max()
+        assert optimizer(FrechetCellFilter(atoms), logfile=None).run(fmax=1e-4, steps=300)
+        assert atoms.get_potential_energy() < 0.05 * e0
+        assert np.abs(atoms.cell.lengths() - 7.5).max() < 0.6 * strain0

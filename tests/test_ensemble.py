@@ -59,12 +59,16 @@ def test_ensemble_members_and_joint_score(thermal_cu):
 
 def test_ensemble_bad_input(thermal_cu):
     d = ACEDescriptor(["Cu"], **SMALL)
-    with pytest.raises(ValueError, match=r"the members would contain Au, which the descriptor does "
-                                         r"not know \(\['Cu'\]\)"):
+    with pytest.raises(ValueError, match=r"the members would contain Au, absent from the target "
+                                         r"\(Cu\): nothing to match"):
         generate_representative_structures(thermal_cu, 1, 8, descriptor=d,
                                            composition={"Cu": 0.5, "Au": 0.5})
     alloy = thermal_cu.copy()
     alloy[0].symbol = "Au"
+    with pytest.raises(ValueError, match=r"the members would contain Au, which the descriptor does "
+                                         r"not know \(\['Cu'\]\)"):
+        generate_representative_structures(alloy, 1, 8, descriptor=d,
+                                           composition={"Cu": 0.5, "Au": 0.5})
     with pytest.raises(ValueError, match="the target contains Au, which the members' composition "
                                          "lacks"):
         generate_representative_structures(alloy, 1, 8, composition={"Cu": 1.0})
@@ -89,3 +93,69 @@ def test_cli_grs_writes_and_resumes(tmp_path, thermal_cu, capsys):
     assert len(both) == 2
     assert np.allclose(both[0].positions, first[0].positions)  # the first was kept
     assert main(["grs", str(tmp_path / "missing.xyz")]) == 2
+
+
+# ------------------------------------------------------------------ on a lattice (SQS, orderings)
+def _fcc(a=3.75, repeat=2):
+    return bulk("Cu", "fcc", a=a, cubic=True).repeat(repeat)
+
+
+def test_top_level_call_finds_l12_on_a_given_cell():
+    """The icet-like call: target, cell, composition; defaults find L1_2 and keep the sites."""
+    from ase_crystalgen import generate_representative_structures as top
+
+    assert top is generate_representative_structures
+    t = _fcc()
+    t.symbols[::4] = "Au"
+    cell = _fcc()
+    for seed in range(3):
+        (m,) = top(t, cell=cell, composition={"Au": 8, "Cu": 24}, rng=seed)
+        assert m.info["grs_score"] < 1e-8
+        assert np.allclose(m.positions, cell.positions) and np.allclose(m.cell, cell.cell)
+        assert m.get_chemical_formula() == "Au8Cu24"
+        # the Au sit on one simple-cubic sublattice: no Au-Au nearest neighbours
+        au = np.flatnonzero(m.numbers == 79)
+        d = m.get_all_distances(mic=True)[np.ix_(au, au)] + 10 * np.eye(8)
+        assert d.min() > 3.7
+
+
+def test_top_level_call_accepts_a_descriptor_target_and_bounds(tmp_path):
+    from ase_crystalgen import DescriptorTarget
+
+    t = _fcc(repeat=1)
+    t.symbols[::4] = "Au"
+    d = ACEDescriptor(["Cu", "Au"], **SMALL)
+    dt = DescriptorTarget.from_structures(t, d, orders=(1, 2))
+    dt.save(tmp_path / "t.npz")
+    cell = _fcc(repeat=1)
+    (m,) = generate_representative_structures(
+        DescriptorTarget.load(tmp_path / "t.npz"), cell=cell, descriptor=d,
+        composition={"Au": (0, 4), "Cu": (0, 4)}, rng=1)
+    assert m.get_chemical_formula() == "AuCu3" and m.info["grs_score"] < 1e-8
+    with pytest.raises(ValueError, match="a DescriptorTarget holds no density"):
+        generate_representative_structures(dt, 1, 4, descriptor=d, composition={"Cu": 3, "Au": 1})
+    with pytest.raises(ValueError, match="needs the descriptor it was made with"):
+        generate_representative_structures(dt, cell=cell)
+
+
+def test_top_level_call_bad_input():
+    t = _fcc(repeat=1)
+    t.symbols[::4] = "Au"
+    with pytest.raises(ValueError, match=r"the cell's 4 sites cannot hold the composition"):
+        generate_representative_structures(t, cell=_fcc(repeat=1), composition={"Au": 2, "Cu": 3})
+    with pytest.raises(ValueError, match=r"cannot hold the composition bounds"):
+        generate_representative_structures(t, cell=_fcc(repeat=1),
+                                           composition={"Au": (0, 1), "Cu": (0, 2)})
+    with pytest.raises(ValueError, match=r"the members would contain Ag, absent from the target"):
+        generate_representative_structures(t, cell=_fcc(repeat=1),
+                                           composition={"Au": 1, "Cu": 2, "Ag": 1})
+    with pytest.raises(ValueError, match="weights must be finite and >= 0"):
+        generate_representative_structures(t, cell=_fcc(repeat=1), weights=(np.nan,))
+    with pytest.raises(ValueError, match="weights must be finite and >= 0"):
+        generate_representative_structures(t, cell=_fcc(repeat=1), weights=(1.0, -1.0))
+    with pytest.raises(ValueError, match="the target structure has no atoms"):
+        generate_representative_structures(t[:0], cell=_fcc(repeat=1))
+    with pytest.raises(ValueError, match="the cell has no sites"):
+        generate_representative_structures(t, cell=t[:0], composition={"Au": 1, "Cu": 3})
+    with pytest.raises(ValueError, match="n_atoms=8 but the cell has 4 sites"):
+        generate_representative_structures(t, n_atoms=8, cell=_fcc(repeat=1))

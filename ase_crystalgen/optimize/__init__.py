@@ -1,7 +1,7 @@
 """Global optimisers of the GRS objective (ASE-style drivers)."""
 
-from .ensemble import generate_representative_structures
 from ..grs.local import IncrementalGRS, LocalGRS, Trial
+from .ensemble import generate_representative_structures
 from .genetic import (
     ChemistryMixing,
     FlipMutation,
