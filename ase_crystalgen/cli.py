@@ -1,9 +1,16 @@
 """Command line: ``crystalgen demo``, GRS (``descriptors``, ``score``, ``grs``), data and models
 (``dataset``, ``train``, ``evaluate``) and generation (``models``, ``sample``, ``relax``, ``screen``).
 
-Usage errors from argparse exit with code 2 as usual; errors in the inputs (a missing or
-unreadable file, an unknown element, a structure with elements the descriptor lacks) print
-one line, ``crystalgen: error: ...``, to stderr and return 2 as well, without a traceback.
+Exit codes: 0 success; 2 usage errors (argparse) and errors in the inputs or the environment
+(a missing or unreadable file, an unknown element, an output format ASE cannot write, a corrupt
+model, a calculator whose weights are missing, an output that holds a run with other settings),
+each reported as one line, ``crystalgen: error: ...``, on stderr; 1 when a command ran but
+produced nothing usable (``relax`` or ``screen`` where no structure converged or relaxed);
+130 on Ctrl-C. Anything else is a bug and keeps its traceback.
+
+The long commands (``grs``, ``relax``, ``sample --calculator``, ``screen``) keep each finished
+structure as it finishes and resume when rerun with the same output; they record their settings
+and refuse to resume with others (``--overwrite`` starts again). See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -23,21 +30,71 @@ class InputError(Exception):
     """A problem with the user's input: reported in one line, exit code 2."""
 
 
+class NothingUsable(Exception):
+    """The command ran but produced nothing usable: reported in one line, exit code 1."""
+
+
 def _read_all(path: str, what: str) -> list:
-    """All frames of an ASE-readable file, or an :class:`InputError` naming the file."""
-    from ase.io import read
+    """All frames of an ASE-readable file, or an :class:`InputError` naming the file and frame."""
+    from ase.io import iread
 
     if not os.path.exists(path):
         raise InputError(f"{what} file not found: {path}")
     if os.path.isdir(path):
         raise InputError(f"{what} path is a directory, not a structure file: {path}")
+    frames: list = []
     try:
-        frames = read(path, index=":")
+        for atoms in iread(path, index=":"):
+            frames.append(atoms)
     except Exception as exc:  # ASE raises many kinds for unknown or corrupt files
-        raise InputError(f"could not read {what} file {path}: {exc}") from exc
+        where = f"frame {len(frames)} of " if frames else ""
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"could not read {where}{what} file {path}: {msg}") from exc
     if not frames:
         raise InputError(f"{what} file {path} holds no structures")
     return frames
+
+
+def _check_output_file(path: str, what: str = "output", many: bool = True) -> None:
+    """Refuse, before any work, an output that ASE cannot write (and read back) as asked."""
+    from ase.io.formats import UnknownFileTypeError, filetype, ioformats
+
+    hint = "use .extxyz, .traj or .db"
+    if os.path.isdir(path):
+        raise InputError(f"{what} {path} is a directory; give a file name ({hint})")
+    parent = os.path.dirname(os.path.abspath(path))
+    existing = parent
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise InputError(f"{what} {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK):
+        raise InputError(f"{what} {path}: directory {existing} is not writable")
+    try:
+        fmt = filetype(path, read=False)
+    except UnknownFileTypeError:
+        raise InputError(f"{what} file {path}: ASE cannot tell the format from the name; {hint}") from None
+    io = ioformats.get(fmt)
+    if io is None:
+        raise InputError(f"{what} file {path}: ASE knows no format {fmt!r} (from the suffix); {hint}")
+    if not (io.can_write and io.can_read):
+        raise InputError(f"{what} file {path}: ASE cannot write and read back the {fmt} format; {hint}")
+    if many and io.single:
+        raise InputError(f"{what} file {path}: the {fmt} format holds one structure and this command "
+                         f"may write several; {hint}")
+
+
+def _progress_store(out: str) -> str:
+    """The store of finished relaxations kept beside an output file."""
+    return f"{out}.progress.db"
+
+
+def _check_device(device: str | None) -> None:
+    if device in (None, "cpu"):
+        return
+    from .inference.generator import check_device
+
+    check_device(device)
 
 
 def _elements_in(frames) -> list[str]:
@@ -64,7 +121,7 @@ def _cmd_demo(args) -> int:
     from .demo import run_demo
 
     if args.part in ("all", "grs"):
-        run_demo(args.out, seed=args.seed, quick=args.quick, progress=not args.no_progress)
+        run_demo(args.out, seed=args.seed, quick=args.quick, progress=args.progress)
     if args.part in ("all", "generation"):
         try:
             import chgnet  # noqa: F401
@@ -74,7 +131,7 @@ def _cmd_demo(args) -> int:
                              f"'ase_crystalgen[ml,chgnet]' ({exc})") from None
         from .inference.demo import run_generation_demo
 
-        run_generation_demo(args.out, seed=args.seed, quick=args.quick, progress=not args.no_progress)
+        run_generation_demo(args.out, seed=args.seed, quick=args.quick, progress=args.progress)
     return 0
 
 
@@ -110,15 +167,25 @@ def _cmd_score(args) -> int:
     weights = tuple(args.weights)
     if not 1 <= len(weights) <= 4:
         raise InputError(f"--weights takes 1 to 4 moment weights, got {len(weights)}")
-    calc = GRSCalculator(target=targets, descriptor=_descriptor(elements, cutoff=args.cutoff),
-                         weights=weights, core_repulsion=False)
+    try:
+        calc = GRSCalculator(target=targets, descriptor=_descriptor(elements, cutoff=args.cutoff),
+                             weights=weights, core_repulsion=False)
+    except ValueError as exc:
+        raise InputError(f"target file {args.target}: {exc}") from None
     n_target = sum(len(a) for a in targets)
     print(f"target {args.target}: {len(targets)} frame(s), {n_target} atoms; "
           f"weights {list(weights)}")
+    bad = 0
     for k, atoms in enumerate(candidates):
         label = args.candidate if len(candidates) == 1 else f"{args.candidate}@{k}"
-        print(f"{label}: {atoms.get_chemical_formula()}  score {calc.score(atoms):.8g}")
-    return 0
+        try:
+            score = calc.score(atoms)
+        except ValueError as exc:  # one bad frame: name it and score the others
+            bad += 1
+            print(f"{PROG}: error: {label} (frame {k} of {args.candidate}): {exc}", file=sys.stderr)
+            continue
+        print(f"{label}: {atoms.get_chemical_formula()}  score {score:.8g}")
+    return 2 if bad else 0
 
 
 def _write_atomic(path: str, frames) -> None:
@@ -137,30 +204,65 @@ def _write_atomic(path: str, frames) -> None:
         write(tmp, clean)
 
 
+def _file_sha256(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
 def _cmd_grs(args) -> int:
     import numpy as np
 
+    from ._runrecord import check_settings, read_settings, write_settings
     from .optimize import generate_representative_structures
 
     target = _read_all(args.target, "target")
+    _check_output_file(args.out)
     elements = _elements_in(target)
     descriptor = _descriptor(elements, args.nmax, args.lmax, args.cutoff)
+    # everything that decides the members; --n-structures may grow on a rerun (the set extends)
+    settings = {
+        "target_sha256": _file_sha256(args.target), "n_atoms": args.n_atoms, "candidates": args.candidates,
+        "weights": list(args.weights), "w_intra": args.w_intra, "anneal_steps": args.anneal_steps,
+        "relax_steps": args.relax_steps, "fmax": args.fmax, "fixed_cell": args.fixed_cell,
+        "nmax": list(descriptor.nmax), "lmax": list(descriptor.lmax), "cutoff": args.cutoff,
+        "seed": args.seed,
+    }
+    record = f"{args.out}.settings.json"
     existing = []
     if os.path.exists(args.out) and not args.overwrite:
+        found = read_settings(record)
+        if found is None:
+            raise InputError(f"{args.out} exists but has no settings record ({record}), so a resumed run "
+                             "could mix two runs; use --overwrite to start again, or another --out")
+        check_settings(found, settings, args.out, "use --overwrite to start again", what="a GRS run")
         existing = _read_all(args.out, "existing output")
         print(f"resuming: {len(existing)} of {args.n_structures} structures already in {args.out}")
+    write_settings(record, settings)
     histories: dict[int, list] = {}
 
     def checkpoint(members):
-        histories[len(members) - 1] = members[-1].info.get("grs_history", [])
+        member = members[-1]
+        history = member.info.get("grs_history", [])
+        histories[len(members) - 1] = history
         _write_atomic(args.out, members)
+        # the optimiser's observers run once before the first step and once after each step
+        steps = max(len(history) - 2, 0)
+        limit = ", stopped at the step limit before reaching --fmax" if (
+            args.relax_steps > 0 and steps >= args.relax_steps) else ""
+        _note(f"structure {member.info['grs_index']}: score {member.info['grs_score']:.4g} after "
+              f"{steps} relaxation steps{limit}; written to {args.out}", args.progress)
 
     members = generate_representative_structures(
         target, args.n_structures, args.n_atoms, descriptor=descriptor,
         candidates=args.candidates, weights=args.weights, w_intra=args.w_intra,
         anneal_steps=args.anneal_steps, relax_steps=args.relax_steps, fmax=args.fmax,
         relax_cell=not args.fixed_cell, rng=np.random.default_rng(args.seed),
-        progress=not args.no_progress, existing=existing, on_member=checkpoint)
+        progress=args.progress, existing=existing, on_member=checkpoint)
     if not histories and members:  # everything was already there
         _write_atomic(args.out, members)
     for m in members:
@@ -185,6 +287,16 @@ def _cmd_grs(args) -> int:
         plt.close(fig)
         print(f"wrote {png}")
     return 0
+
+
+def _note(text: str, progress: bool) -> None:
+    """A line for the user that does not break a progress bar."""
+    if progress:
+        from tqdm.auto import tqdm
+
+        tqdm.write(text, file=sys.stderr)
+    else:
+        print(text, file=sys.stderr)
 
 
 def _split_fractions(text: str) -> tuple[float, float, float]:
@@ -213,7 +325,7 @@ def _cmd_dataset_build(args) -> int:
             import numpy as np
 
             structures = default_synthetic_set(rng=np.random.default_rng(args.seed),
-                                               progress=not args.no_progress)
+                                               progress=args.progress)
             write_synthetic_set(structures, source)
             print(f"wrote {len(structures)} synthetic EMT polymorphs to {source}")
     elif not os.path.exists(source):
@@ -226,7 +338,7 @@ def _cmd_dataset_build(args) -> int:
         energy_range=energy_range, format=args.format, energy_column=args.energy_column,
         deduplicate=args.deduplicate, split_by=args.split_by,
     )
-    data = build_dataset(source, args.out, settings, progress=not args.no_progress, force=args.force)
+    data = build_dataset(source, args.out, settings, progress=args.progress, force=args.force)
     c = data.meta["counts"]
     print(f"{c['structures']} structures ({c['polymorph_groups']} polymorph groups) from "
           f"{c['rows_read']} rows: train {c['train']}, val {c['val']}, test {c['test']}")
@@ -261,8 +373,9 @@ def _cmd_train(args) -> int:
     if args.out:
         overrides.append(f"out={args.out}")
     if args.device:
+        _check_device(args.device)
         overrides.append(f"device={args.device}")
-    if args.no_progress:
+    if not args.progress:
         overrides.append("progress=false")
     config = load_config(args.config, overrides)
     result = train(config)
@@ -279,11 +392,12 @@ def _cmd_evaluate(args) -> int:
         from .training.evaluate import evaluate_model
     except ImportError as exc:
         raise InputError(f"evaluation needs torch: pip install 'ase_crystalgen[ml]' ({exc})") from None
+    _check_device(args.device)
     summary = evaluate_model(
         args.model, args.data, split=args.split, k=args.k, method=args.method, steps=args.steps,
         batch_size=args.batch_size, seed=args.seed, tolerances=tuple(args.tolerances), limit=args.limit,
         train_data=args.train_data, n_jobs=args.jobs, out=args.out, device=args.device,
-        progress=not args.no_progress,
+        progress=args.progress,
     )
     for tol, by_k in summary["metrics"].items():
         for kk, m in by_k.items():
@@ -324,18 +438,32 @@ def _cmd_models(args) -> int:
 def _cmd_sample(args) -> int:
     from .inference import CrystalGenerator, parse_energy_grid
 
+    _check_output_file(args.out)
+    _check_device(args.device)
+    store = None
+    if args.calculator:
+        from .relaxation import check_calculator
+
+        check_calculator(args.calculator)
+        store = _progress_store(args.out)
+        if args.overwrite and os.path.exists(store):
+            os.unlink(store)
     gen = CrystalGenerator.from_pretrained(args.model, device=args.device)
     structures = gen.sample(
-        args.composition, spacegroup=_spacegroups_arg(args.spacegroup),
-        formation_energy=parse_energy_grid(args.energy), n=args.n, method=args.method, steps=args.steps,
-        seed=args.seed, strict=args.strict, progress=not args.no_progress,
+        args.composition, spacegroup=_spacegroups_arg(args.spacegroups),
+        formation_energy=parse_energy_grid(args.energies), n=args.n, method=args.method, steps=args.steps,
+        seed=args.seed, strict=args.strict, progress=args.progress,
     )
     valid = [a for a in structures if "invalid" not in a.info]
-    if args.relax:
+    if args.calculator:
         from .relaxation import relax
 
-        valid = relax(valid, calculator=args.relax, fmax=args.fmax, steps=args.relax_steps,
-                      progress=not args.no_progress)
+        record = {"command": "sample", "model": args.model, "composition": args.composition,
+                  "spacegroups": args.spacegroups, "energies": args.energies, "n": args.n,
+                  "method": args.method, "steps": args.steps, "seed": args.seed}
+        valid = relax(valid, calculator=args.calculator, fmax=args.fmax, steps=args.relax_steps,
+                      progress=args.progress, store=store, record=record,
+                      keys=[f"sample {k}" for k, a in enumerate(structures) if "invalid" not in a.info])
     _write_atomic(args.out, valid)
     dropped = len(structures) - len(valid)
     print(f"wrote {len(valid)} structures to {args.out}"
@@ -344,18 +472,32 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_relax(args) -> int:
-    from .relaxation import relax
+    from .relaxation import RelaxationStore, check_calculator, relax
 
     structures = _read_all(args.input, "structures")
-    out = relax(structures, calculator=args.calculator, fmax=args.fmax, steps=args.steps,
-                cell_filter=not args.fixed_cell, optimizer=args.optimizer, progress=not args.no_progress)
+    _check_output_file(args.out)
+    check_calculator(args.calculator)
+    store = _progress_store(args.out)
+    if args.overwrite and os.path.exists(store):
+        os.unlink(store)
+    if os.path.exists(store):
+        done = len(RelaxationStore(store))
+        if done:
+            print(f"resuming: {done} of {len(structures)} structures already relaxed in {store}")
+    out = relax(structures, calculator=args.calculator, fmax=args.fmax, steps=args.relax_steps,
+                cell_filter=not args.fixed_cell, optimizer=args.optimizer, progress=args.progress,
+                store=store, keys=[f"frame {k}" for k in range(len(structures))])
     _write_atomic(args.out, out)
-    failed = [a for a in out if "relax_error" in a.info]
+    failed = [(k, a) for k, a in enumerate(out) if "relax_error" in a.info]
     converged = sum(bool(a.info.get("converged")) for a in out)
     print(f"relaxed {len(out)} structures with {args.calculator}: {converged} converged to fmax {args.fmax} "
-          f"eV/A, {len(failed)} failed; wrote {args.out}")
-    for a in failed:
-        print(f"  failed: {a.get_chemical_formula()}: {a.info['relax_error']}")
+          f"eV/A, {len(out) - converged - len(failed)} stopped at the step limit, {len(failed)} failed; "
+          f"wrote {args.out}")
+    for k, a in failed:
+        print(f"  failed: {args.input}@{k} ({a.get_chemical_formula()}): {a.info['relax_error']}")
+    if not converged:
+        raise NothingUsable(f"none of the {len(out)} structures of {args.input} converged "
+                            f"({len(failed)} failed); see {args.out}")
     return 0
 
 
@@ -363,6 +505,7 @@ def _cmd_screen(args) -> int:
     from .inference import parse_energy_grid
     from .inference.screen import ScreenSettings, screen
 
+    _check_device(args.device)
     settings = ScreenSettings(
         model=args.model, composition=args.composition, energies=parse_energy_grid(args.energies),
         spacegroups=_spacegroups_arg(args.spacegroups), n=args.n, method=args.method, steps=args.steps,
@@ -374,7 +517,7 @@ def _cmd_screen(args) -> int:
 
         settings.spacegroups = [validate_spacegroup(s) for s in settings.spacegroups]
     rows = screen(settings, args.out, workers=args.workers, scheduler=args.scheduler, device=args.device,
-                  force=args.force, progress=not args.no_progress)
+                  force=args.overwrite, progress=args.progress)
     relaxed = [r for r in rows if r["status"] == "relaxed"]
     best = min((r for r in relaxed if r["e_above_hull"] is not None), key=lambda r: r["e_above_hull"],
                default=None)
@@ -384,33 +527,88 @@ def _cmd_screen(args) -> int:
         lowest = f"; lowest energy above hull {best['e_above_hull']:.3f} eV/atom (cid {best['cid']})"
     print(f"{len(rows)} candidates, {len(relaxed)} relaxed, {n_unique} unique{lowest}")
     print(f"wrote {os.path.join(args.out, 'screen.db')}, summary.csv, summary.md, screen.png")
+    if not relaxed:
+        summary = os.path.join(args.out, "summary.md")
+        raise NothingUsable(f"none of the {len(rows)} candidates relaxed; see {summary}")
     return 0
 
 
 # --------------------------------------------------------------------------- parser
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` after every option's help, except where the default is "not
+    given" (None), a switch that is off, or the help already says what the default is."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
+            return text
+        return super()._get_help_string(action)
+
+
+def _progress_option(p: argparse.ArgumentParser, default: bool = True) -> None:
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=default,
+                   help=f"progress bars on stderr (default: {'on' if default else 'off'})")
+
+
+def _relax_options(p: argparse.ArgumentParser, steps_default: int, calculator_default: str | None,
+                   steps_aliases: tuple[str, ...] = ()) -> None:
+    """The relaxation options, named alike in sample, relax and screen."""
+    calcs = "chgnet, m3gnet, m3gnet:PATH (a saved matgl model) or emt (ASE's EMT, metals only)"
+    if calculator_default is None:
+        p.add_argument("--calculator", "--relax", dest="calculator", metavar="CALC",
+                       help=f"relax the samples with {calcs} (default: no relaxation)")
+    else:
+        p.add_argument("--calculator", default=calculator_default, metavar="CALC", help=f"{calcs}")
+    p.add_argument("--fmax", type=float, default=0.05,
+                   help="relaxation converges when every force is below this (eV/A)")
+    p.add_argument("--relax-steps", *steps_aliases, dest="relax_steps", type=int, default=steps_default,
+                   metavar="N", help="most optimiser steps per relaxation")
+
+
+def _sampling_options(p: argparse.ArgumentParser, spacegroups_required: bool = True) -> None:
+    sg_help = "space-group numbers or symbols, comma-separated (e.g. 221,P4mm)"
+    if not spacegroups_required:
+        sg_help += (" (default: every space group of the model's training data that fits the "
+                    "composition, often dozens)")
+    p.add_argument("--spacegroups", "--spacegroup", dest="spacegroups", metavar="SG",
+                   required=spacegroups_required, help=sg_help)
+    p.add_argument("--energies", "--energy", dest="energies", metavar="E", required=True,
+                   help="formation energies in eV/atom: a value, a comma list or START:STOP:STEP")
+    p.add_argument("-n", type=int, default=1, help="samples per space group and energy")
+    p.add_argument("--method", help="sampler: ddim or ddpm (diffusion models), flow (flow-matching "
+                                    "models) (default: the model's)")
+    p.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler's random generator")
+    p.add_argument("--device", default="cpu",
+                   help="torch device for sampling: cpu, cuda, cuda:1, mps or auto")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=PROG, formatter_class=_HelpFormatter,
         description="Representative and generated crystal structures for ASE.",
+        epilog="Exit codes: 0 done, 1 nothing usable came out, 2 bad input, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("demo", help="GRS of a Cu3Au alloy and generated perovskites (files and figures)",
-                       description="Build a GRS of an EMT-relaxed random Cu3Au alloy, then generate "
-                                   "perovskites with the shipped perov5-flow model and relax them "
-                                   "with CHGNet.")
-    p.add_argument("--out", default="demo-output", help="output folder (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    def command(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=description, formatter_class=_HelpFormatter)
+
+    p = command("demo", "GRS of a Cu3Au alloy and generated perovskites (files and figures)",
+                "Build a GRS of an EMT-relaxed random Cu3Au alloy, then generate perovskites with the "
+                "shipped perov5-flow model and relax them with CHGNet.")
+    p.add_argument("--out", default="demo-output", help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--quick", action="store_true", help="few steps, for a smoke test")
     p.add_argument("--part", choices=("all", "grs", "generation"), default="all",
                    help="the GRS of Cu3Au, perovskites generated and relaxed with CHGNet, or both")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _progress_option(p)
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("descriptors", help="per-atom ACE descriptors of a structure file",
-                       description="Per-atom ACE descriptors of all frames of FILE.")
+    p = command("descriptors", "per-atom ACE descriptors of a structure file",
+                "Per-atom ACE descriptors of all frames of FILE.")
     p.add_argument("file", metavar="FILE", help="any structure file ASE reads (all frames)")
     p.add_argument("--elements", nargs="+", metavar="EL",
                    help="elements of the descriptor, in order (default: those in FILE)")
@@ -420,54 +618,60 @@ def build_parser() -> argparse.ArgumentParser:
                    help="angular limits per rank (default: 0 2 2 1)")
     p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs "
                    "(default: twice the sum of van der Waals radii)")
-    p.add_argument("--out", metavar="OUT.npy", help="save the (atoms, features) array")
-    p.add_argument("--progress", action="store_true", help="progress bar over frames")
+    p.add_argument("--out", metavar="OUT.npy", help="save the (atoms, features) array (default: not saved)")
+    _progress_option(p, default=False)
     p.set_defaults(func=_cmd_descriptors)
 
-    p = sub.add_parser("score", help="GRS score of a candidate against a target",
-                       description="GRS score (moment distance of ACE descriptors) of each "
-                                   "frame of CANDIDATE against all frames of TARGET pooled.")
+    p = command("score", "GRS score of a candidate against a target",
+                "GRS score (moment distance of ACE descriptors) of each frame of CANDIDATE against "
+                "all frames of TARGET pooled. A frame that cannot be scored is named on stderr and "
+                "the others are still scored (exit code 2).")
     p.add_argument("candidate", metavar="CANDIDATE", help="structure file (each frame scored)")
     p.add_argument("target", metavar="TARGET", help="structure file (all frames pooled)")
     p.add_argument("--weights", nargs="+", type=float, default=[1.0, 1.0], metavar="W",
-                   help="weights of mean, variance, ... (default: 1 1)")
-    p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs")
+                   help="weights of mean, variance, ...")
+    p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs "
+                   "(default: twice the sum of van der Waals radii)")
     p.set_defaults(func=_cmd_score)
 
-    p = sub.add_parser("grs", help="generalized representative structures of a target",
-                       description="A set of small structures that together reproduce the "
-                                   "ACE descriptor distribution of TARGET (all frames pooled). "
-                                   "Each finished structure is written at once; rerunning "
-                                   "with the same --out resumes.")
+    p = command("grs", "generalized representative structures of a target",
+                "A set of small structures that together reproduce the ACE descriptor distribution "
+                "of TARGET (all frames pooled). Each finished structure is written at once; rerunning "
+                "with the same --out resumes (a larger --n-structures extends the set). The settings "
+                "are recorded in OUT.settings.json and a rerun with others is refused.")
     p.add_argument("target", metavar="TARGET", help="structure file (all frames pooled)")
-    p.add_argument("--n-structures", type=int, default=1, help="members (default: 1)")
-    p.add_argument("--n-atoms", type=int, default=32, help="atoms per member (default: 32)")
-    p.add_argument("--out", default="grs.extxyz", help="output file, any ASE format with "
-                   "several frames (extxyz, traj, db) (default: %(default)s)")
+    p.add_argument("--n-structures", type=int, default=1, help="members of the set")
+    p.add_argument("--n-atoms", type=int, default=32, help="atoms per member")
+    p.add_argument("--out", default="grs.extxyz", help="output file, any ASE format with several frames "
+                   "(extxyz, traj, db)")
     p.add_argument("--candidates", choices=["packing"], default="packing",
                    help="starting cells: random dense packings at the target's density")
     p.add_argument("--weights", nargs="+", type=float, default=[1.0, 1.0], metavar="W",
-                   help="weights of mean, variance, ... (default: 1 1)")
-    p.add_argument("--w-intra", type=float, default=1.0,
-                   help="weight of the joint term over the set (default: 1)")
+                   help="weights of mean, variance, ...")
+    p.add_argument("--w-intra", type=float, default=1.0, help="weight of the joint term over the set")
     p.add_argument("--anneal-steps", type=int, default=0,
-                   help="simulated-annealing steps per member before relaxing (default: 0)")
-    p.add_argument("--relax-steps", type=int, default=300, help="FIRE steps (default: 300)")
-    p.add_argument("--fmax", type=float, default=1e-3, help="FIRE force limit (default: 1e-3)")
+                   help="simulated-annealing steps per member before relaxing")
+    p.add_argument("--relax-steps", type=int, default=300,
+                   help="most relaxation steps per member (BFGSLineSearch)")
+    p.add_argument("--fmax", type=float, default=1e-3, help="relaxation force limit (score units/A)")
     p.add_argument("--fixed-cell", action="store_true", help="relax positions only")
-    p.add_argument("--nmax", nargs="+", type=int, metavar="N", help="radial limits per rank")
-    p.add_argument("--lmax", nargs="+", type=int, metavar="L", help="angular limits per rank")
-    p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--overwrite", action="store_true", help="start again, do not resume")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--nmax", nargs="+", type=int, metavar="N",
+                   help="radial limits per rank (default: 8 2 2 1)")
+    p.add_argument("--lmax", nargs="+", type=int, metavar="L",
+                   help="angular limits per rank (default: 0 2 2 1)")
+    p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs "
+                   "(default: twice the sum of van der Waals radii)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--overwrite", action="store_true", help="start again; do not resume from --out")
+    _progress_option(p)
     p.set_defaults(func=_cmd_grs)
 
-    p = sub.add_parser("dataset", help="build and inspect processed data sets for the generative models",
-                       description="Processed data sets for the generative models.")
+    p = command("dataset", "build and inspect processed data sets for the generative models",
+                "Processed data sets for the generative models.")
     dsub = p.add_subparsers(dest="dataset_command", metavar="ACTION")
     dsub.required = True
     b = dsub.add_parser("build", help="read, encode, filter, group and split a data source",
+                        formatter_class=_HelpFormatter,
                         description="Encode SOURCE (CDVAE CSV, AFLOW CSV, ASE file or database, or "
                                     "'synthetic' for EMT polymorphs made on the spot) into DIR. "
                                     "Resumes an interrupted build; does nothing when DIR is up to date.")
@@ -475,127 +679,135 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, metavar="DIR", help="output directory")
     b.add_argument("--format", default="auto", choices=["auto", "cdvae", "aflow", "ase", "db"],
                    help="source format (default: from extension and CSV header)")
-    b.add_argument("--energy-column", help="column / info key of the energy condition (eV/atom)")
-    b.add_argument("--max-atoms", type=int, default=60, help="atom rows of the layout (default: 60)")
-    b.add_argument("--min-sites", type=int, default=4, help="smallest cell kept (default: 4)")
+    b.add_argument("--energy-column",
+                   help="column / info key of the energy condition in eV/atom (default: the first of "
+                        "formation_energy_per_atom, heat_ref, energy_per_atom, formation_energy found)")
+    b.add_argument("--max-atoms", type=int, default=60, help="atom rows of the layout")
+    b.add_argument("--min-sites", type=int, default=4, help="smallest cell kept")
     b.add_argument("--max-sites", type=int, help="largest cell kept (default: --max-atoms)")
     b.add_argument("--min-fraction", type=float, default=0.01,
                    help="drop elements and space groups in fewer than this fraction of structures "
                         "(default: 0.01, the paper; 0 keeps all)")
-    b.add_argument("--symprec", type=float, default=0.1, help="spglib tolerance in A (default: 0.1)")
+    b.add_argument("--symprec", type=float, default=0.1, help="spglib tolerance in A")
     b.add_argument("--order", default="formula", choices=["formula", "z", "input"],
                    help="atom-row order (default: formula order, as the paper)")
     b.add_argument("--no-niggli", action="store_true", help="keep cells as given (no Niggli reduction)")
     b.add_argument("--split", default="0.9,0.05,0.05",
-                   help="train,val,test fractions, split by reduced formula (default: %(default)s)")
+                   help="train,val,test fractions, split by reduced formula")
     b.add_argument("--energy-range", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                   help="keep energies in this open interval (the paper: -5 5)")
+                   help="keep energies in this open interval (the paper: -5 5; default: all)")
     b.add_argument("--deduplicate", action="store_true",
                    help="drop repeated crystals (StructureMatcher 0.2/0.3/5 among equal formula, energy "
                         "within 0.01 eV/atom and volume within 10 %%)")
     b.add_argument("--split-by", default="formula", choices=["formula", "structure"],
-                   help="keep polymorph groups whole (default) or split single structures (Carbon-24)")
-    b.add_argument("--seed", type=int, default=0, help="seed of the split (default: 0)")
+                   help="keep polymorph groups whole (formula) or split single structures (Carbon-24)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the split")
     b.add_argument("--force", action="store_true", help="rebuild even when up to date")
-    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _progress_option(b)
     b.set_defaults(func=_cmd_dataset_build)
-    i = dsub.add_parser("info", help="summary of a processed data set")
-    i.add_argument("directory", metavar="DIR")
+    i = dsub.add_parser("info", help="summary of a processed data set", formatter_class=_HelpFormatter,
+                        description="Counts, elements, space groups, energies and sizes of a data set "
+                                    "made by 'crystalgen dataset build', as markdown.")
+    i.add_argument("directory", metavar="DIR", help="directory written by 'crystalgen dataset build'")
     i.set_defaults(func=_cmd_dataset_info)
 
-    p = sub.add_parser("train", help="train a generative model from a YAML config",
-                       description="Train (or resume) a generative model. Re-running the same command "
-                                   "continues an interrupted run from its last checkpoint. For several "
-                                   "GPUs: torchrun --nproc_per_node N -m ase_crystalgen train CONFIG.")
-    p.add_argument("config", metavar="CONFIG.yaml")
-    p.add_argument("--out", help="run directory (overrides the config's out)")
+    p = command("train", "train a generative model from a YAML config",
+                "Train (or resume) a generative model. Re-running the same command continues an "
+                "interrupted run from its last checkpoint. For several GPUs: torchrun "
+                "--nproc_per_node N -m ase_crystalgen train CONFIG.")
+    p.add_argument("config", metavar="CONFIG.yaml", help="training configuration (docs/training.md)")
+    p.add_argument("--out", help="run directory (default: the config's out)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's, auto)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config option")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config option; repeat for several (default: none)")
+    _progress_option(p)
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("evaluate", help="match rate and RMSE of a model on a processed data set",
-                       description="Draw K samples per test structure with its conditions and match "
-                                   "them with pymatgen's StructureMatcher.")
+    p = command("evaluate", "match rate and RMSE of a model on a processed data set",
+                "Draw K samples per test structure with its conditions and match them with "
+                "pymatgen's StructureMatcher.")
     p.add_argument("model", metavar="MODEL", help="model directory (RUN/model) or RUN/checkpoint.pt")
     p.add_argument("--data", required=True, help="processed data set directory")
-    p.add_argument("--split", default="test", help="train, val, test or all (default: test)")
-    p.add_argument("-k", type=int, default=1, help="samples per test structure (default: 1)")
+    p.add_argument("--split", default="test", help="train, val, test or all")
+    p.add_argument("-k", type=int, default=1, help="samples per test structure")
     p.add_argument("--method", help="sampler: ddpm or ddim for diffusion models (default: ddim)")
     p.add_argument("--steps", type=int, help="sampling steps (default: the objective's, 100)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=256, help="structures sampled together")
     p.add_argument("--tolerances", nargs="+", default=["paper", "field"],
                    help="named StructureMatcher tolerances (paper, field, loose, looser)")
-    p.add_argument("--limit", type=int, help="evaluate a random subset of this many structures")
-    p.add_argument("--train-data", help="training data set: report seen and unseen compositions apart")
-    p.add_argument("--jobs", type=int, default=1, help="processes for matching (default: 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", help="directory for evaluation.json, evaluation.md, samples.extxyz")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--limit", type=int,
+                   help="evaluate a random subset of this many structures (default: all)")
+    p.add_argument("--train-data", help="training data set: report seen and unseen compositions apart "
+                                        "(default: not split)")
+    p.add_argument("--jobs", type=int, default=1, help="processes for matching")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of --limit's subset")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps or auto")
+    p.add_argument("--out", help="directory for evaluation.json, evaluation.md, samples.extxyz "
+                                 "(default: print only)")
+    _progress_option(p)
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("models", help="list the shipped pretrained models")
+    p = command("models", "list the shipped pretrained models",
+                "The models that ship with the package: name, task, objective, largest cell, size, "
+                "and the match rates measured on their test sets. Give a name to sample, screen or "
+                "CrystalGenerator.from_pretrained.")
     p.set_defaults(func=_cmd_models)
 
-    p = sub.add_parser("sample", help="generate crystals with a trained model",
-                       description="Sample N structures per space group and energy with a shipped model "
-                                   "or a model directory; optionally relax them.")
+    p = command("sample", "generate crystals with a trained model",
+                "Sample N structures per space group and energy with a shipped model or a model "
+                "directory; optionally relax them (--calculator). Relaxations are kept in "
+                "OUT.progress.db as they finish, so an interrupted run resumes when rerun; a rerun "
+                "with other settings is refused (--overwrite starts again).")
     p.add_argument("model", metavar="MODEL", help="shipped model name (crystalgen models) or directory")
     p.add_argument("--composition", required=True, help="atoms of one cell, e.g. SrTiO3 or Ta1W1B6")
-    p.add_argument("--spacegroup", required=True, help="number or symbol, or a comma-separated list")
-    p.add_argument("--energy", required=True,
-                   help="formation energy in eV/atom: a value, a comma list or START:STOP:STEP")
-    p.add_argument("-n", type=int, default=1, help="samples per space group and energy (default: 1)")
-    p.add_argument("--method", help="ddim or ddpm (diffusion models), flow (flow-matching models)")
-    p.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
-    p.add_argument("--seed", type=int, default=0)
+    _sampling_options(p)
     p.add_argument("--strict", action="store_true",
                    help="refuse conditions outside the model's training data instead of warning")
-    p.add_argument("--relax", metavar="CALC", help="relax with chgnet, m3gnet, m3gnet:PATH or emt")
-    p.add_argument("--fmax", type=float, default=0.05, help="relaxation force criterion, eV/A")
-    p.add_argument("--relax-steps", type=int, default=300)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
-    p.add_argument("--out", default="samples.extxyz", help="output file (default: %(default)s)")
-    p.add_argument("--no-progress", action="store_true")
+    _relax_options(p, steps_default=300, calculator_default=None)
+    p.add_argument("--out", default="samples.extxyz", help="output file (extxyz, traj or db)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start the relaxations again (forget OUT.progress.db)")
+    _progress_option(p)
     p.set_defaults(func=_cmd_sample)
 
-    p = sub.add_parser("relax", help="relax structures with CHGNet, M3GNet or EMT",
-                       description="Relax every structure of INPUT (positions and cell) and report "
-                                   "energy, convergence and symmetry.")
-    p.add_argument("input", metavar="INPUT", help="any ASE-readable file")
-    p.add_argument("--calculator", default="chgnet", help="chgnet (default), m3gnet, m3gnet:PATH or emt")
-    p.add_argument("--fmax", type=float, default=0.05)
-    p.add_argument("--steps", type=int, default=500)
+    p = command("relax", "relax structures with CHGNet, M3GNet or EMT",
+                "Relax every structure of INPUT (positions and cell) and report energy, convergence "
+                "and symmetry. Each finished relaxation is kept in OUT.progress.db at once, so an "
+                "interrupted run (Ctrl-C, a killed job) resumes when rerun; a rerun with other "
+                "settings or another INPUT is refused (--overwrite starts again). Exit code 1 when "
+                "no structure converged.")
+    p.add_argument("input", metavar="INPUT", help="any ASE-readable file (all frames)")
+    _relax_options(p, steps_default=500, calculator_default="chgnet", steps_aliases=("--steps",))
     p.add_argument("--optimizer", default="FIRE", help="FIRE, BFGS, LBFGS or BFGSLineSearch")
     p.add_argument("--fixed-cell", action="store_true", help="relax positions only")
-    p.add_argument("--out", default="relaxed.extxyz")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--out", default="relaxed.extxyz", help="output file (extxyz, traj or db)")
+    p.add_argument("--overwrite", action="store_true", help="start again (forget OUT.progress.db)")
+    _progress_option(p)
     p.set_defaults(func=_cmd_relax)
 
-    p = sub.add_parser("screen", help="generate, relax, deduplicate and rank against the convex hull",
-                       description="The paper's inference pipeline over a grid of space groups and "
-                                   "formation energies, resumable, writing an ASE database.")
+    p = command("screen", "generate, relax, deduplicate and rank against the convex hull",
+                "The paper's inference pipeline over a grid of space groups and formation energies, "
+                "writing an ASE database. Each relaxation (candidates and references) is committed "
+                "as it finishes: an interrupted screen resumes when rerun with the same --out; a rerun "
+                "with other settings is refused (--overwrite starts again). The number of candidates "
+                "is (space groups) x (energies) x N, each one relaxation.")
     p.add_argument("--model", required=True, help="shipped model name or model directory")
     p.add_argument("--composition", required=True, help="atoms of one cell, e.g. Ta1W1B6")
-    p.add_argument("--spacegroups", help="comma-separated numbers or symbols (default: those of the "
-                                         "training data that fit the composition)")
-    p.add_argument("--energies", required=True, help="START:STOP:STEP or a comma list, eV/atom")
-    p.add_argument("-n", type=int, default=1, help="samples per condition (default: 1)")
-    p.add_argument("--method")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--calculator", default="chgnet", help="chgnet (default), m3gnet, m3gnet:PATH or emt")
-    p.add_argument("--fmax", type=float, default=0.05)
-    p.add_argument("--relax-steps", type=int, default=300)
-    p.add_argument("--known-phases", help="file of known compounds, relaxed and added to the hull")
-    p.add_argument("--references", help="file of reference structures with energies, used as given")
-    p.add_argument("--workers", type=int, default=1, help="local relaxation processes (Dask; default 1)")
-    p.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://10.0.0.5:8786")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default="screen", help="output directory (default: %(default)s)")
-    p.add_argument("--force", action="store_true", help="start over in an existing directory")
-    p.add_argument("--no-progress", action="store_true")
+    _sampling_options(p, spacegroups_required=False)
+    _relax_options(p, steps_default=300, calculator_default="chgnet")
+    p.add_argument("--known-phases", metavar="FILE",
+                   help="known compounds, relaxed with --calculator and added to the hull "
+                        "(default: the hull holds only the elements)")
+    p.add_argument("--references", metavar="FILE",
+                   help="reference structures with energies (same calculator), used as given "
+                        "(default: elements computed with --calculator)")
+    p.add_argument("--workers", type=int, default=1, help="local relaxation processes (Dask when > 1)")
+    p.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://10.0.0.5:8786 "
+                                       "(default: relax in this process or local workers)")
+    p.add_argument("--out", default="screen", help="output directory")
+    p.add_argument("--overwrite", "--force", dest="overwrite", action="store_true",
+                   help="start over in an existing directory (deletes its results)")
+    _progress_option(p)
     p.set_defaults(func=_cmd_screen)
     return parser
 
@@ -619,6 +831,33 @@ def _attach_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that describe a problem with the input or the environment, not a bug.
+
+    The package's own types are looked up only in modules already imported (an error of a
+    module can only come from it once it is loaded), so that this costs no imports.
+    """
+    from ._runrecord import RunMismatch
+
+    known: list[type[BaseException]] = [InputError, ValueError, OSError, RunMismatch]
+    for module, name in (
+        ("ase_crystalgen.training.checkpoint", "CheckpointError"),
+        ("ase_crystalgen.relaxation.calculators", "CalculatorUnavailable"),
+        ("ase_crystalgen.datasets.cache", "CacheError"),
+        ("ase_crystalgen.datasets.aflow", "AflowError"),
+        ("ase.io.formats", "UnknownFileTypeError"),
+    ):
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None:
+            known.append(cls)
+    return tuple(known)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``crystalgen`` command line.
 
@@ -629,7 +868,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit code: 0 on success, 2 for usage errors and bad inputs.
+        Exit code: 0 on success, 1 when a command produced nothing usable, 2 for usage errors
+        and bad inputs, 130 when interrupted. Set ``CRYSTALGEN_TRACEBACK=1`` to see the
+        traceback behind a one-line error.
     """
     parser = build_parser()
     argv = _attach_negative_values(list(sys.argv[1:] if argv is None else argv))
@@ -639,12 +880,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
-    except (InputError, ValueError, FileNotFoundError) as exc:
-        # ValueError: the package's own messages (unknown element, elements outside the
-        # descriptor, overlapping atoms) are already written for users
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"{PROG}: error: {msg}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         # output piped into e.g. `head`: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -652,6 +887,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except NothingUsable as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except ImportError as exc:
+        # a missing optional package: the package's messages name the extra to install
+        if "pip install" not in str(exc) or os.environ.get("CRYSTALGEN_TRACEBACK"):
+            raise
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if not isinstance(exc, _known_errors()) or os.environ.get("CRYSTALGEN_TRACEBACK"):
+            raise
+        # ValueError and the package's own errors carry messages written for users (unknown
+        # element, a file and frame that cannot be read, a run with other settings, ...)
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

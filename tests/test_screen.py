@@ -138,8 +138,12 @@ def test_an_interrupted_screen_resumes_and_loses_nothing(serial, tmp_path):
 
 def test_a_different_screen_in_the_same_directory_is_refused(serial):
     out, _ = serial
-    with pytest.raises(ScreenError, match=r"holds a screen with other settings \(energies, n differ\)"):
+    with pytest.raises(ScreenError) as info:
         screen(settings(energies=[-0.1], n=1), out, progress=False)
+    assert str(info.value) == (
+        f"{out} holds a screen with other settings (energies, n differ: energies: [-0.06, 0.0] there, "
+        "[-0.1] now; n: 2 there, 1 now); use --overwrite (force=True) to start over, or choose another output"
+    )
 
 
 class FailsOnSecond(Calculator):

@@ -108,12 +108,20 @@ def _is_ase_db(path: Path) -> bool:
     return '"ids"' in head or '"nextid"' in head
 
 
+def _not_text(path: Path, exc: UnicodeDecodeError, where: str = "") -> DataFormatError:
+    return DataFormatError(
+        f"{path}: not a UTF-8 text CSV file ({exc.reason} at byte {exc.start}{where}); is it the right file?"
+    )
+
+
 def _csv_header(path: Path) -> list[str]:
-    with path.open(newline="") as fh:
+    with path.open(newline="", encoding="utf-8") as fh:
         try:
             return next(csv.reader(fh))
         except StopIteration:
             raise DataFormatError(f"{path}: the CSV file is empty") from None
+        except UnicodeDecodeError as exc:
+            raise _not_text(path, exc) from None
 
 
 def open_source(
@@ -143,9 +151,13 @@ def open_source(
 
 def _csv_rows(path: Path) -> Iterator[RawRow]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a whole CIF sits in one field
-    with path.open(newline="") as fh:
-        for i, row in enumerate(csv.DictReader(fh)):
-            yield RawRow(i, row)
+    with path.open(newline="", encoding="utf-8") as fh:
+        i = -1
+        try:
+            for i, row in enumerate(csv.DictReader(fh)):
+                yield RawRow(i, row)
+        except UnicodeDecodeError as exc:
+            raise _not_text(path, exc, f" of the text after row {i + 1}") from None
 
 
 def _numeric_info(row: dict[str, str], skip: Iterable[str]) -> dict[str, float]:

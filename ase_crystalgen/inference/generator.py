@@ -9,6 +9,7 @@ carry their conditions, the model and the seed in ``atoms.info``.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import itertools
 from collections.abc import Sequence
@@ -28,12 +29,45 @@ from .conditions import (
 from .pretrained import resolve_model
 
 
-def _device(device: str | None) -> str:
+def check_device(device: str | None) -> str:
+    """The torch device to use for ``device`` (``None``/``"auto"``: CUDA when available).
+
+    Raises ValueError, naming the device, for one that is not a torch device or that this
+    machine or this torch build lacks (instead of torch's assertion deep inside sampling).
+    """
     import torch
 
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(str(device))
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device {device!r} is not a torch device (cpu, cuda, cuda:1, mps or auto): "
+                         f"{exc}") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ValueError(f"device {device!r}: {build} (torch {torch.__version__}); use device 'cpu'")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available here; use device 'cpu'")
     return str(device)
+
+
+_device = check_device
+
+
+class _Ticking:
+    """The network, advancing a progress bar by one on each call (one sampler step)."""
+
+    def __init__(self, model: Any, bar: Any):
+        self.model, self.bar = model, bar
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.model(*args, **kwargs)
+        self.bar.update(1)
+        return out
 
 
 class _ModelUser:
@@ -273,22 +307,31 @@ class CrystalGenerator(_ModelUser):
         generator = self._generator(seed)
         base = self._info(method_arg or method, steps, seed)
         out: list[Atoms] = []
-        bar = tqdm(total=len(jobs), desc="sampling", unit="structures", disable=not progress)
-        for start in range(0, len(jobs), batch_size):
-            chunk = jobs[start : start + batch_size]
-            rows = [r for r, _ in chunk]
-            sgs = [info["spacegroup_condition"] for _, info in chunk]
-            energies = [info["formation_energy_condition"] for _, info in chunk]
-            x = sample_tensors(
-                self.loaded,
-                self._cond(rows, sgs, energies),
-                method=method_arg,
-                steps=steps,
-                generator=generator,
-            )
-            out.extend(decode(x, rows, [{**base, **info} for _, info in chunk]))
-            bar.update(len(chunk))
-        bar.close()
+        # the bar counts network evaluations (sampler steps) of every batch, so that a batch of
+        # hundreds of structures does not sit at 0 % until it is done
+        n_batches = -(-len(jobs) // batch_size)
+        per_batch = int(base["steps"])
+        bar = tqdm(total=n_batches * per_batch, desc=f"sampling {len(jobs)} structures", unit="step",
+                   disable=not progress)
+        loaded = dataclasses.replace(self.loaded, model=_Ticking(self.loaded.model, bar))
+        try:
+            for b, start in enumerate(range(0, len(jobs), batch_size)):
+                chunk = jobs[start : start + batch_size]
+                rows = [r for r, _ in chunk]
+                sgs = [info["spacegroup_condition"] for _, info in chunk]
+                energies = [info["formation_energy_condition"] for _, info in chunk]
+                x = sample_tensors(
+                    loaded,
+                    self._cond(rows, sgs, energies),
+                    method=method_arg,
+                    steps=steps,
+                    generator=generator,
+                )
+                out.extend(decode(x, rows, [{**base, **info} for _, info in chunk]))
+                bar.n = (b + 1) * per_batch  # a sampler may call the network more or less often
+                bar.refresh()
+        finally:
+            bar.close()
         return out
 
 

@@ -10,9 +10,14 @@ Everything lives in one output directory:
 ``candidates.extxyz``  the generated structures, written once, atomically
 ``screen.db``          ASE database: one row per relaxed (or failed) candidate, keyed by
                        ``cid``; each row is committed as its relaxation finishes, so an
-                       interrupted screen loses at most the relaxations in flight
+                       interrupted screen (Ctrl-C, a killed process) loses at most the
+                       relaxations in flight
+``references.db``      the reference relaxations, committed one by one in the same way
 ``references.extxyz``  the hull's reference structures and energies (computed once)
 ``summary.csv``, ``summary.md``, ``screen.png``
+
+Inputs (the references and known-phase files, the calculator name, the model, the conditions)
+are checked before any work; ``settings.json`` is written only once they pass.
 
 Relaxations run in this process (``workers=1``), on a Dask ``LocalCluster`` of local
 processes (``workers>1``) or on an existing Dask cluster (``scheduler="tcp://host:port"``).
@@ -22,8 +27,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,11 +37,13 @@ import numpy as np
 from ase import Atoms
 
 from .._atomic import atomic_path, atomic_write_text
+from .._runrecord import RunMismatch, check_settings, read_settings, write_settings
 
 SETTINGS = "settings.json"
 CANDIDATES = "candidates.extxyz"
 DATABASE = "screen.db"
 REFERENCES = "references.extxyz"
+REFERENCE_STORE = "references.db"
 
 
 @dataclass
@@ -64,54 +71,112 @@ class ScreenSettings:
         return asdict(self)
 
 
-class ScreenError(RuntimeError):
+class ScreenError(RunMismatch):
     """An output directory that holds a different screen, or a corrupt one."""
 
 
-def _check_settings(out: Path, settings: ScreenSettings, force: bool) -> None:
-    path = out / SETTINGS
-    wanted = settings.to_dict()
-    if path.exists() and not force:
-        try:
-            found = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ScreenError(f"{path} is corrupt ({exc}); remove it or use a new directory") from None
-        if found != wanted:
-            diff = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
-            raise ScreenError(
-                f"{out} holds a screen with other settings ({', '.join(diff)} differ); use a new "
-                "directory, or force=True (--force) to start over"
-            )
-        return
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ScreenError(f"screen output {out} is a file; give a directory (new or of this screen)")
+
+
+def _check_settings(out: Path, settings: ScreenSettings, force: bool) -> bool:
+    """Compare with the recorded settings (nothing is written here); True when there are none."""
     if force:
-        for name in (CANDIDATES, DATABASE, REFERENCES):
+        return True
+    try:
+        found = read_settings(out / SETTINGS)
+        check_settings(found, settings.to_dict(), str(out), "use --overwrite (force=True) to start over",
+                       what="a screen")
+    except RunMismatch as exc:
+        raise ScreenError(str(exc)) from None
+    return found is None
+
+
+def _start(out: Path, settings: ScreenSettings, force: bool) -> None:
+    """Record the settings of a valid screen; ``force`` first removes an earlier screen's results."""
+    out.mkdir(parents=True, exist_ok=True)
+    if force:
+        for name in (CANDIDATES, DATABASE, REFERENCES, REFERENCE_STORE):
             (out / name).unlink(missing_ok=True)
-    atomic_write_text(path, json.dumps(wanted, indent=2) + "\n")
+    write_settings(out / SETTINGS, settings.to_dict())
 
 
-def _generate(settings: ScreenSettings, out: Path, device: str, progress: bool) -> list[Atoms]:
+def _read_structures(path: str, what: str) -> list[Atoms]:
+    """All frames of a user's file, or a ValueError naming the file (and the frame)."""
+    import ase.io
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}" if not p.exists() else
+                                f"{what} path {path} is not a file")
+    frames: list[Atoms] = []
+    try:
+        for atoms in ase.io.iread(path, index=":"):
+            frames.append(atoms)
+    except Exception as exc:  # ASE raises many kinds for unknown or corrupt files
+        raise ValueError(f"could not read frame {len(frames)} of {what} file {path}: "
+                         f"{type(exc).__name__}: {exc}") from None
+    if not frames:
+        raise ValueError(f"{what} file {path} holds no structures")
+    return frames
+
+
+def _read_inputs(settings: ScreenSettings) -> tuple[list[Atoms], list[Atoms]]:
+    """The given references (each with an energy) and known phases, checked before any work."""
+    from ..relaxation import check_structure, to_entry
+
+    given = _read_structures(settings.references, "references") if settings.references else []
+    for k, atoms in enumerate(given):
+        try:
+            to_entry(atoms)
+        except ValueError as exc:
+            raise ValueError(f"references file {settings.references}, frame {k}: {exc}") from None
+    known = _read_structures(settings.known_phases, "known phases") if settings.known_phases else []
+    for k, atoms in enumerate(known):
+        problem = check_structure(atoms)
+        if problem is not None:
+            raise ValueError(f"known phases file {settings.known_phases}, frame {k} "
+                             f"({atoms.get_chemical_formula()}): {problem}")
+    return given, known
+
+
+def _read_candidates(out: Path) -> list[Atoms] | None:
+    import ase.io
+
+    path = out / CANDIDATES
+    if not path.exists():
+        return None
+    try:
+        return ase.io.read(path, ":")
+    except Exception as exc:
+        raise ScreenError(f"{path} is corrupt ({exc}); delete it to generate again") from None
+
+
+def _generate(settings: ScreenSettings, out: Path, device: str, progress: bool, force: bool) -> list[Atoms]:
     import ase.io
 
     from .generator import CrystalGenerator
 
     path = out / CANDIDATES
-    if path.exists():
-        try:
-            return ase.io.read(path, ":")
-        except Exception as exc:
-            raise ScreenError(f"{path} is corrupt ({exc}); delete it to generate again") from None
     generator = CrystalGenerator.from_pretrained(settings.model, device=device)
     spacegroups = settings.spacegroups or default_spacegroups(generator, settings.composition)
-    structures = generator.sample(
-        settings.composition,
-        spacegroup=spacegroups,
-        formation_energy=settings.energies,
-        n=settings.n,
-        method=settings.method,
-        steps=settings.steps,
-        seed=settings.seed,
-        progress=progress,
-    )
+    _start(out, settings, force)
+    try:
+        structures = generator.sample(
+            settings.composition,
+            spacegroup=spacegroups,
+            formation_energy=settings.energies,
+            n=settings.n,
+            method=settings.method,
+            steps=settings.steps,
+            seed=settings.seed,
+            progress=progress,
+        )
+    except BaseException:
+        # nothing was made: a rerun with corrected conditions must not meet this record
+        (out / SETTINGS).unlink(missing_ok=True)
+        raise
     for cid, atoms in enumerate(structures):
         atoms.info["cid"] = cid
     with atomic_path(path) as tmp:
@@ -186,11 +251,18 @@ def _relax_all(
         cell_filter=settings.cell_filter,
         symprec=settings.symprec,
     )
-    bar = tqdm(total=len(todo), desc="relaxing", unit="structures", disable=not progress)
+    label = calculator if isinstance(calculator, str) else type(calculator).__name__
+    bar = tqdm(total=len(todo), desc=f"relax candidates ({label})", unit="structure", disable=not progress)
+    counts = {"unconverged": 0, "failed": 0}
 
     def record(result: Atoms) -> None:
         row_atoms, keys = _row_from(result)
-        db.write(row_atoms, **keys)  # one committed transaction per candidate
+        db.write(row_atoms, **keys)  # outside a `with db:` block: one committed transaction each
+        if keys["status"] == "failed":
+            counts["failed"] += 1
+        elif not keys.get("converged"):
+            counts["unconverged"] += 1
+        bar.set_postfix(counts, refresh=False)
         bar.update(1)
 
     invalid = [a for a in todo if "invalid" in a.info]
@@ -199,9 +271,11 @@ def _relax_all(
         record(atoms)
     todo = [a for a in todo if "invalid" not in a.info]
     if scheduler is None and workers <= 1:
-        for atoms in todo:
-            record(relax_one(atoms, calculator, **kwargs))
-        bar.close()
+        try:
+            for atoms in todo:
+                record(relax_one(atoms, calculator, **kwargs))
+        finally:
+            bar.close()
         return
     try:
         from dask.distributed import Client, LocalCluster, as_completed
@@ -237,22 +311,32 @@ def _relax_all(
         bar.close()
 
 
-def _references(settings: ScreenSettings, out: Path, elements: list[str], calculator: Any, progress: bool):
-    import ase.io
-
-    from ..relaxation import PhaseDiagramReference
+def _references(
+    settings: ScreenSettings,
+    out: Path,
+    elements: list[str],
+    calculator: Any,
+    progress: bool,
+    given: list[Atoms],
+    known: list[Atoms],
+):
+    from ..relaxation import PhaseDiagramReference, RelaxationStore
 
     path = out / REFERENCES
     if path.exists():
         return PhaseDiagramReference.load(path)
-    given = ase.io.read(settings.references, ":") if settings.references else []
     covered = {s for a in given for s in a.get_chemical_symbols() if len(set(a.get_chemical_symbols())) == 1}
-    known = ase.io.read(settings.known_phases, ":") if settings.known_phases else []
     missing = [e for e in elements if e not in covered]
     computed: list = []
     if missing or known:
+        # each reference relaxation is committed as it finishes, as the candidates are
+        store = RelaxationStore(
+            out / REFERENCE_STORE,
+            {"calculator": settings.calculator, "fmax": settings.fmax, "steps": settings.relax_steps},
+        )
         computed = PhaseDiagramReference.from_calculator(
-            missing, calculator, known_phases=known, fmax=settings.fmax, progress=progress
+            missing, calculator, known_phases=known, fmax=settings.fmax, steps=settings.relax_steps,
+            progress=progress, store=store,
         ).structures
     reference = PhaseDiagramReference(list(computed) + list(given))
     reference.save(path)
@@ -296,20 +380,34 @@ def screen(
     """
     from ase.db import connect
 
+    from ..relaxation.calculators import check_calculator
+
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    # everything that can be checked is checked before any work and before anything is written
+    _check_out(out)
+    given, known = _read_inputs(settings)
     _check_settings(out, settings, force)
+    if calculator is None:
+        check_calculator(settings.calculator)
     calc = calculator if calculator is not None else settings.calculator
-    candidates = _generate(settings, out, device, progress)
-    with connect(out / DATABASE) as db:
-        done = _done(db)
-        todo = [a for a in candidates if int(a.info["cid"]) not in done]
-        if todo:
-            _relax_all(todo, settings, db, workers, scheduler, calc, progress)
-        elements = sorted({s for a in candidates for s in a.get_chemical_symbols()})
-        reference = _references(settings, out, elements, calc, progress)
-        relaxed = list(db.select(status="relaxed"))
-        duplicates = _deduplicate(relaxed) if relaxed else {}
+    candidates = None if force else _read_candidates(out)
+    if candidates is None:
+        candidates = _generate(settings, out, device, progress, force)
+    # no `with db:` around the run: ASE would make it one transaction, committed only at the
+    # end and rolled back by Ctrl-C; outside it every write is committed on its own
+    db = connect(out / DATABASE)
+    done = _done(db)
+    todo = [a for a in candidates if int(a.info["cid"]) not in done]
+    if done:
+        print(f"resuming: {len(done)} of {len(candidates)} candidates already relaxed in {out / DATABASE}",
+              file=sys.stderr)
+    if todo:
+        _relax_all(todo, settings, db, workers, scheduler, calc, progress)
+    elements = sorted({s for a in candidates for s in a.get_chemical_symbols()})
+    reference = _references(settings, out, elements, calc, progress, given, known)
+    relaxed = list(db.select(status="relaxed"))
+    duplicates = _deduplicate(relaxed) if relaxed else {}
+    with db:  # derived columns, recomputed by every run: one transaction is fine
         for row in relaxed:
             atoms = row.toatoms()
             db.update(
@@ -319,7 +417,7 @@ def screen(
                 unique=duplicates[row.cid] == row.cid,
                 duplicate_of=int(duplicates[row.cid]),
             )
-        rows = [_summary_row(r) for r in db.select("cid>=0", sort="cid")]
+    rows = [_summary_row(r) for r in db.select("cid>=0", sort="cid")]
     write_summary(rows, out, settings)
     return rows
 

@@ -17,10 +17,12 @@ from .calculators import (
     M3GNET_DEFAULT_MODEL,
     CalculatorUnavailable,
     calculator_name,
+    check_calculator,
     get_calculator,
 )
 from .hull import PROTOTYPES, PhaseDiagramReference, elemental_references, energy_above_hull, to_entry
 from .relax import OPTIMIZERS, RELAX_INFO_KEYS, check_structure, relax, relax_one
+from .store import RelaxationStore, fingerprint
 
 __all__ = [
     "CALCULATOR_NAMES",
@@ -30,10 +32,13 @@ __all__ = [
     "RELAX_INFO_KEYS",
     "CalculatorUnavailable",
     "PhaseDiagramReference",
+    "RelaxationStore",
     "calculator_name",
+    "check_calculator",
     "check_structure",
     "elemental_references",
     "energy_above_hull",
+    "fingerprint",
     "get_calculator",
     "relax",
     "relax_one",

@@ -46,6 +46,7 @@ __all__ = [
     "CalculatorSpec",
     "CalculatorUnavailable",
     "calculator_name",
+    "check_calculator",
     "get_calculator",
     "matgl_cache_dir",
 ]
@@ -98,6 +99,49 @@ def get_calculator(spec: CalculatorSpec, device: str = "cpu") -> BaseCalculator:
     raise TypeError(
         f"calculator must be an ASE calculator, a zero-argument factory or a name, got {type(spec).__name__}"
     )
+
+
+def check_calculator(spec: CalculatorSpec) -> None:
+    """Raise what :func:`get_calculator` would raise for ``spec``, without building a potential.
+
+    Unknown names raise ValueError; ``"chgnet"`` and ``"m3gnet"`` raise ImportError when their
+    package is missing; ``"m3gnet"`` and ``"m3gnet:PATH"`` raise CalculatorUnavailable when the
+    weights are not on disk. Instances and factories pass (they are checked when used).
+    """
+    import importlib.util
+
+    if not isinstance(spec, str):
+        if isinstance(spec, BaseCalculator) or callable(spec):
+            return
+        raise TypeError(
+            "calculator must be an ASE calculator, a zero-argument factory or a name, "
+            f"got {type(spec).__name__}"
+        )
+    lower = spec.strip().lower()
+    if lower == "emt":
+        return
+    if lower == "chgnet":
+        if importlib.util.find_spec("chgnet") is None:
+            raise ImportError("calculator 'chgnet' needs CHGNet: pip install 'ase_crystalgen[chgnet]'")
+        return
+    if lower == "m3gnet":
+        _cached_m3gnet_dir()
+        return
+    if lower.startswith("m3gnet:"):
+        path = spec.strip()[len("m3gnet:") :].strip()
+        if not path:
+            raise ValueError("calculator 'm3gnet:PATH' needs a model directory after the colon")
+        _import_matgl()
+        directory = Path(path).expanduser().resolve()
+        missing = [f for f in _MATGL_FILES if not (directory / f).is_file()]
+        if missing:
+            raise CalculatorUnavailable(
+                f"{directory} is not a saved matgl model: missing {', '.join(missing)} "
+                "(a model directory holds model.pt, state.pt and model.json, as written by "
+                "matgl's Potential.save)"
+            )
+        return
+    raise ValueError(_unknown_name_message(spec))
 
 
 def calculator_name(spec: CalculatorSpec, calculator: BaseCalculator | None = None) -> str:
@@ -168,6 +212,14 @@ def _chgnet(device: str) -> BaseCalculator:
         raise ImportError(
             f"calculator 'chgnet' needs CHGNet: pip install 'ase_crystalgen[chgnet]' ({exc})"
         ) from None
+    import warnings
+
+    # CHGNet's own code turns a tensor that requires grad into a number on every call; torch
+    # warns about it each run, and users can do nothing about it
+    warnings.filterwarnings(
+        "ignore", message="Converting a tensor with requires_grad=True to a scalar",
+        category=UserWarning, module=r"chgnet\.",
+    )
     # CHGNet prints its version and device on construction; batch logs do not want that
     with contextlib.redirect_stdout(io.StringIO()):
         return CHGNetCalculator(use_device=device)

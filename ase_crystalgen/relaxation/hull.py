@@ -25,6 +25,7 @@ from ase.data import atomic_numbers, covalent_radii, reference_states
 from .._atomic import atomic_path
 from .calculators import CalculatorSpec, get_calculator
 from .relax import relax
+from .store import RelaxationStore
 
 if TYPE_CHECKING:
     from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
@@ -132,6 +133,7 @@ def elemental_references(
     steps: int = 300,
     progress: bool = True,
     device: str = "cpu",
+    store: RelaxationStore | None = None,
 ) -> list[Atoms]:
     """The lowest-energy relaxed prototype of each element.
 
@@ -161,6 +163,9 @@ def elemental_references(
         Show progress bars.
     device : str
         Torch device of the named machine-learned potentials.
+    store : RelaxationStore, optional
+        Keep each relaxed prototype in it as it finishes (key ``"Cu:fcc"``, ...) and reuse the
+        ones there, so an interrupted call resumes.
 
     Returns
     -------
@@ -186,15 +191,19 @@ def elemental_references(
         if symbol not in atomic_numbers or symbol == "X":
             raise ValueError(f"unknown element {symbol!r}")
     calc = calculator if isinstance(calculator, str) else get_calculator(calculator, device)
-    settings = dict(calculator=calc, fmax=fmax, steps=steps, device=device, progress=progress)
+    settings = dict(calculator=calc, fmax=fmax, steps=steps, device=device, progress=progress, store=store)
 
     references = []
     for symbol in symbols:
         names = [n for n in candidates if n != "dimer"]
-        relaxed = relax([prototype(symbol, n) for n in names], cell_filter=True, **settings) if names else []
+        relaxed = []
+        if names:
+            relaxed = relax([prototype(symbol, n) for n in names], cell_filter=True,
+                            keys=[f"{symbol}:{n}" for n in names], desc=f"reference {symbol}", **settings)
         if "dimer" in candidates:  # a molecule in a box: its cell stays
             names.append("dimer")
-            relaxed.append(relax(prototype(symbol, "dimer"), cell_filter=False, **settings))
+            relaxed.append(relax(prototype(symbol, "dimer"), cell_filter=False, keys=[f"{symbol}:dimer"],
+                                 desc=f"reference {symbol} dimer", **settings))
         for name, atoms in zip(names, relaxed):
             atoms.info["prototype"] = name
         ok = [a for a in relaxed if "relax_error" not in a.info]
@@ -273,6 +282,7 @@ class PhaseDiagramReference:
         steps: int = 300,
         device: str = "cpu",
         progress: bool = True,
+        store: RelaxationStore | None = None,
     ) -> PhaseDiagramReference:
         """Compute references with one calculator: elements from prototypes, plus known phases.
 
@@ -285,8 +295,9 @@ class PhaseDiagramReference:
         known_phases : iterable of Atoms
             Known compounds (or better elemental structures) of the chemical system, relaxed
             here (cell included) with ``calculator``.
-        candidates, fmax, steps, device, progress
-            As for :func:`elemental_references` and :func:`~ase_crystalgen.relaxation.relax`.
+        candidates, fmax, steps, device, progress, store
+            As for :func:`elemental_references` and :func:`~ase_crystalgen.relaxation.relax`;
+            known phase ``i`` is ``"known:i"`` in the store.
 
         Raises
         ------
@@ -298,10 +309,12 @@ class PhaseDiagramReference:
         symbols = list(dict.fromkeys([*elements, *(s for a in known for s in a.get_chemical_symbols())]))
         calc = calculator if isinstance(calculator, str) else get_calculator(calculator, device)
         references = elemental_references(
-            symbols, calc, candidates=candidates, fmax=fmax, steps=steps, progress=progress, device=device
+            symbols, calc, candidates=candidates, fmax=fmax, steps=steps, progress=progress, device=device,
+            store=store,
         )
         if known:
-            relaxed = relax(known, calc, fmax=fmax, steps=steps, device=device, progress=progress)
+            relaxed = relax(known, calc, fmax=fmax, steps=steps, device=device, progress=progress,
+                            store=store, keys=[f"known:{i}" for i in range(len(known))], desc="known phases")
             for atoms in relaxed:
                 if "relax_error" in atoms.info:
                     formula = atoms.get_chemical_formula()

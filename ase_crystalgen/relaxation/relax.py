@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from ase.optimize.optimize import Optimizer
 from .._atomic import atomic_path
 from .._threads import single_threaded_blas
 from .calculators import CalculatorSpec, calculator_name, get_calculator
+from .store import RelaxationStore
 
 #: Optimisers accepted by name; any ``ase.optimize.optimize.Optimizer`` subclass works too.
 OPTIMIZERS: dict[str, type[Optimizer]] = {
@@ -75,6 +76,10 @@ def relax(
     device: str = "cpu",
     progress: bool = True,
     trajectory_dir: str | os.PathLike | None = None,
+    store: str | os.PathLike | RelaxationStore | None = None,
+    keys: Sequence[str] | None = None,
+    record: dict | None = None,
+    desc: str | None = None,
 ) -> Atoms | list[Atoms]:
     """Relax structures (positions, and the cell unless ``cell_filter=False``) with one calculator.
 
@@ -113,6 +118,20 @@ def relax(
         Show a tqdm progress bar over the structures.
     trajectory_dir : path, optional
         Write the trajectory of structure ``i`` to ``trajectory_dir/{i:06d}.traj``.
+    store : path or RelaxationStore, optional
+        Keep each finished relaxation in this :class:`~.store.RelaxationStore` (an ASE SQLite
+        database, one committed row per structure) and take the ones already there from it: an
+        interrupted call, repeated, relaxes only what was left and returns what an uninterrupted
+        call returns. A path makes a store that records the settings above (calculator
+        included) and ``record``, and refuses to resume with others; a store object is used
+        as it was made. A stored result of another input structure raises ``RunMismatch``.
+    keys : sequence of str, optional
+        The structures' names in the store (default ``"0"``, ``"1"``, ...).
+    record : dict, optional
+        More settings to record in a new store made from a path (e.g. where the inputs came
+        from), compared when resuming.
+    desc : str, optional
+        Label of the progress bar (default ``"relax (NAME)"``).
 
     Returns
     -------
@@ -126,9 +145,14 @@ def relax(
     ------
     ValueError
         For invalid settings (these stop the batch; problems of one structure do not).
+    RunMismatch
+        When ``store`` holds relaxations made with other settings or of other inputs.
     """
     single = isinstance(structures, Atoms)
     items = [structures] if single else list(structures)
+    keys = [str(i) for i in range(len(items))] if keys is None else [str(k) for k in keys]
+    if len(keys) != len(items) or len(set(keys)) != len(keys):
+        raise ValueError(f"keys must name each of the {len(items)} structures once, got {len(keys)} keys")
     settings = dict(
         fmax=fmax,
         steps=steps,
@@ -142,13 +166,34 @@ def relax(
     _validate_settings(**settings)
     calc = get_calculator(calculator, device)
     label = calculator_name(calculator, calc)
+    if store is not None and not isinstance(store, RelaxationStore):
+        recorded = {**settings, "calculator": label, "record": record}
+        if not isinstance(optimizer, str):
+            recorded["optimizer"] = f"{optimizer.__module__}.{optimizer.__qualname__}"
+        store = RelaxationStore(store, recorded)
 
     from tqdm.auto import tqdm
 
     results = []
-    for i, atoms in enumerate(tqdm(items, desc=f"relax ({label})", unit="structure", disable=not progress)):
-        trajectory = None if trajectory_dir is None else Path(trajectory_dir) / f"{i:06d}.traj"
-        results.append(relax_one(atoms, calc, label=label, trajectory=trajectory, **settings))
+    counts = {"unconverged": 0, "failed": 0}
+    bar = tqdm(total=len(items), desc=desc or f"relax ({label})", unit="structure", disable=not progress)
+    try:
+        for i, (key, atoms) in enumerate(zip(keys, items)):
+            result = store.get(key, atoms) if store is not None else None
+            if result is None:
+                trajectory = None if trajectory_dir is None else Path(trajectory_dir) / f"{i:06d}.traj"
+                result = relax_one(atoms, calc, label=label, trajectory=trajectory, **settings)
+                if store is not None:
+                    store.put(key, atoms, result)
+            results.append(result)
+            if "relax_error" in result.info:
+                counts["failed"] += 1
+            elif not result.info.get("converged"):
+                counts["unconverged"] += 1
+            bar.set_postfix(counts, refresh=False)
+            bar.update(1)
+    finally:
+        bar.close()
     return results[0] if single else results
 
 
