@@ -64,11 +64,41 @@ def _poly_vjp_py(AT, GT, idx, coef, out, dAT):  # pragma: no cover - compiled be
                 d[i] += tmp[i]
 
 
+def _power_sums_py(rows, species, shift, sign, out):  # pragma: no cover - compiled below
+    m, K = rows.shape
+    P = out.shape[0]
+    y = np.empty(K)
+    yp = np.empty(K)
+    for i in range(m):
+        c = species[i]
+        r = rows[i]
+        s = shift[c]
+        for f in range(K):
+            y[f] = r[f] - s[f]
+            yp[f] = sign * y[f]
+        for p in range(P):
+            if p:
+                for f in range(K):
+                    yp[f] *= y[f]
+            o = out[p, c]
+            for f in range(K):
+                o[f] += yp[f]
+
+
 if HAVE_NUMBA:
     _poly_rows = njit(cache=True, nogil=True)(_poly_rows_py)
     _poly_vjp = njit(cache=True, nogil=True)(_poly_vjp_py)
+    _power_sums = njit(cache=True, nogil=True)(_power_sums_py)
 else:  # pragma: no cover
-    _poly_rows = _poly_vjp = None
+    _poly_rows = _poly_vjp = _power_sums = None
+
+
+def add_power_sums(rows: np.ndarray, species: np.ndarray, shift: np.ndarray, sign: float,
+                   out: np.ndarray) -> None:
+    """``out[p - 1, s_i] += sign * (rows[i] - shift[s_i])^p`` for every row ``i`` and
+    ``p = 1..len(out)`` (in place; compiled)."""
+    _power_sums(np.ascontiguousarray(rows), np.ascontiguousarray(species, dtype=np.intp),
+                shift, float(sign), out)
 
 
 def polynomial(A: np.ndarray, terms, K: int) -> np.ndarray:

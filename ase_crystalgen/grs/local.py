@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
+from ..descriptors import _kernels
 from ..descriptors.neighbors import neighbor_pairs
 
 
@@ -107,10 +108,19 @@ class LocalGRS:
         return B.reshape(len(B), self._ns, K)[np.arange(len(B)), species]
 
     # ------------------------------------------------------------------ power sums
-    def _own_sums(self, rows, species):
-        """``T[p - 1, c] = sum_{i of species c} (B_i - shift_c)^p`` (P, ns, K)."""
+    def _own_sums(self, rows, species, minus=None):
+        """``T[p - 1, c] = sum_{i of species c} (B_i - shift_c)^p`` (P, ns, K); with
+        ``minus = (rows0, species0)`` the same of those rows is subtracted."""
         K, ns = self.descriptor.n_per_species, self._ns
         shift = self.objective.shift.reshape(ns, K)
+        if _kernels.HAVE_NUMBA:
+            out = np.zeros((self.objective.max_order, ns, K))
+            _kernels.add_power_sums(rows, species, shift, 1.0, out)
+            if minus is not None:
+                _kernels.add_power_sums(minus[0], minus[1], shift, -1.0, out)
+            return out
+        if minus is not None:
+            return self._own_sums(rows, species) - self._own_sums(*minus)
         y = rows - shift[species]
         onehot = (species[:, None] == np.arange(ns)).astype(float)
         out = np.empty((self.objective.max_order, ns, K))
@@ -199,8 +209,8 @@ class LocalGRS:
         return trial
 
     def _trial(self, idx, numbers, positions, affected, rows, species, token=None) -> Trial:
-        sums = self._sums + (self._own_sums(rows, species[affected])
-                             - self._own_sums(self.B_local[affected], self.species[affected]))
+        sums = self._sums + self._own_sums(
+            rows, species[affected], minus=(self.B_local[affected], self.species[affected]))
         counts = np.bincount(species, minlength=self._ns)
         self.n_local += 1
         return Trial(idx, numbers, positions, affected, rows, self._score(sums, counts),
