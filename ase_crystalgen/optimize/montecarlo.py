@@ -276,7 +276,7 @@ class SimulatedAnnealing(MonteCarlo):
 
     #: ``temperature="auto"``: start and stop as multiples of the median energy change of
     #: random moves from the starting structure
-    AUTO_FACTORS = (0.3, 0.01)
+    AUTO_FACTORS = (0.5, 0.01)
     AUTO_SAMPLES = 64
 
     def auto_temperature(self) -> tuple[float, float]:

@@ -131,11 +131,21 @@ class Strain(Move):
 
 MOVES = {"flip": Flip, "swap": Swap, "displace": Displace, "strain": Strain}
 
+#: named move sets. ``"flip-swap"``: the composition-free setting of the GRS paper's
+#: lattice example: flips change the composition, swaps rearrange it at a cost the flips
+#: cannot pay alone (a path of single flips between two arrangements must cross a
+#: composition change). On L1_2 AuCu3 from random 50/50 occupations with default
+#: settings it found the exact structure in 8/8 seeds within 2000 steps, against 3/8
+#: for 1- and 2-site flips 50:50 (docs/benchmarks/l12.md has the 20-seed run).
+MOVE_SETS = {"flip-swap": lambda: {Flip(): 0.2, Swap(): 0.8}}
+
 
 def make_moves(moves) -> tuple[list[Move], np.ndarray]:
     """Moves and their probabilities from ``{"flip": 0.9, "displace": 0.1}``,
     ``{Flip(...): 0.9, ...}``, a list of ``(move, weight)`` pairs, a single move or a
     name."""
+    if isinstance(moves, str) and moves in MOVE_SETS:
+        moves = MOVE_SETS[moves]()
     if isinstance(moves, (str, Move)):
         moves = {moves: 1.0}
     items = list(moves.items()) if isinstance(moves, Mapping) else list(moves)
@@ -143,7 +153,8 @@ def make_moves(moves) -> tuple[list[Move], np.ndarray]:
     for m, w in items:
         if isinstance(m, str):
             if m not in MOVES:
-                raise ValueError(f"unknown move {m!r}; choose from {sorted(MOVES)}")
+                raise ValueError(f"unknown move {m!r}; choose from {sorted(MOVES)} or the "
+                                 f"sets {sorted(MOVE_SETS)}")
             m = MOVES[m]()
         if not isinstance(m, Move):
             raise TypeError(f"{m!r} is not a Move")
