@@ -284,8 +284,8 @@ def _run_demo(out: Path, seed: int, quick: bool, progress: bool, verbose: bool) 
     score_before = calc.score(candidate)
     score_reference = calc.score(reference)
     t0 = time.perf_counter()
-    sa = SimulatedAnnealing(candidate, moves="swap", rng=rng, temperature=(0.05, 1e-3),
-                            n_steps=cfg["anneal_steps"], tolerance=-1.0)
+    sa = SimulatedAnnealing(candidate, moves="swap", rng=rng, n_steps=cfg["anneal_steps"],
+                            tolerance=-1.0)
     sa.run()
     candidate.numbers = sa.best_atoms.numbers
     score_annealed = calc.score(candidate)

@@ -5,20 +5,20 @@ sublattices of the conventional cube. The search keeps the atoms on the fcc site
 2x2x2 conventional cell (32 sites) and changes only which site holds Au and which Cu:
 
 - simulated annealing with swaps (exchange an Au and a Cu, so the composition stays
-  Au8Cu24) from a random Au8Cu24 occupation, at a constant temperature;
+  Au8Cu24) from a random Au8Cu24 occupation, with the package defaults (automatic
+  temperature, 2000 steps);
 - a genetic algorithm whose mutations flip the element of one or two sites (composition
   free) from a population of random occupations.
 
 The GRS score of a structure against the target is zero exactly when its distribution of
 ACE descriptors equals the target's, which on this lattice means one of the four
-translations of L1_2. We use the mean-only score with per-rank descriptor scales
-(``weights=(1.0,), scale="group"``), the smoother landscape for searches on a lattice.
+translations of L1_2. The calculator uses its defaults (ranks weighted pairs first).
 ``benchmarks/bench_l12.py`` runs these searches over many seeds.
 
 Run ``python examples/grs_l12_search.py`` (about 15 s) or with ``--quick`` (a few seconds:
 the GA runs on an 8-site 1x1x2 cell instead). On the 32-site cell the annealing reaches
-L1_2 within 5000 steps for every seed tried (20/20 in the benchmark), while the GA often
-stalls in a wrong arrangement within its 80 generations (4/20; seed 0 is one of those).
+L1_2 within 2000 steps for every seed tried (20/20 in the benchmark), while the GA often
+stalls in a wrong arrangement within its 80 generations (8/20 in the benchmark).
 """
 
 from __future__ import annotations
@@ -77,15 +77,12 @@ def main(quick: bool = False, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     # the descriptor distribution is per atom, so the 4-atom L1_2 cell is the same target
     # as any supercell of it
-    calc = GRSCalculator(target=l12_aucu3((1, 1, 1)), weights=(1.0,), scale="group")
+    calc = GRSCalculator(target=l12_aucu3((1, 1, 1)))
 
-    # Simulated annealing with swaps. T is absolute (relative=False), about 1/10 of the score
-    # gap between L1_2 and its nearest neighbour (one swap away, score ~0.009): low enough
-    # to stay at L1_2 once there, high enough to leave the many wrong Au8Cu24 minima.
+    # Simulated annealing with swaps; the temperature is set from the start's move energies
     atoms = random_au_cu3(fcc_cell((2, 2, 2)), rng)
     atoms.calc = calc
-    sa = SimulatedAnnealing(atoms, moves="swap", temperature=1e-3, relative=False,
-                            n_steps=5000, rng=rng, tolerance=1e-10)
+    sa = SimulatedAnnealing(atoms, moves="swap", rng=rng, tolerance=1e-10)
     start = sa.score
     sa.run()
     sa_steps = sa.nsteps if sa.converged() else None

@@ -151,9 +151,12 @@ def _main(quick: bool, out_dir, seed: int) -> dict:
                                COMPOSITION, rng)
     target.rattle(0.05, rng=rng)
     desc = ACEDescriptor(list(COMPOSITION), nmax=nmax, lmax=lmax, cutoffs=CUTOFF)
-    reverse = GRSCalculator(target, descriptor=desc, weights=weights)
+    # the paper's distance: every feature alike and (almost) the plain |x|, so that the
+    # push away from the target does not fade near it as the pseudo-Huber default does
+    paper = dict(rank_weights=None, smoothing=1e-4)
+    reverse = GRSCalculator(target, descriptor=desc, weights=weights, **paper)
     forward = GRSCalculator(reverse.target, descriptor=desc, weights=(1.0, 1.0),
-                            core_repulsion=None)
+                            core_repulsion=None, **paper)
     n_species = len(COMPOSITION)
     T_rows = fold(desc.compute(target), n_species)
     pca = _PCA(T_rows)
@@ -169,7 +172,8 @@ def _main(quick: bool, out_dir, seed: int) -> dict:
         atoms = start.copy()
         atoms.calc = reverse
         sa = SimulatedAnnealing(atoms, moves={Swap(): 0.5, Displace(step=0.1): 0.5},
-                                temperature=(0.1, 1e-3), n_steps=sa_steps, rng=rng,
+                                temperature=(0.1, 1e-3), relative=True, n_steps=sa_steps,
+                                rng=rng,
                                 tolerance=-np.inf)
         sa.run()
         atoms = sa.best_atoms.copy()
