@@ -102,33 +102,44 @@ class LatticeBases:
         """Descriptors after setting ``sites`` to ``new_species`` (species indices).
 
         Returns ``(affected, rows, token)``: the sites whose descriptors change, their new
-        per-centre rows (len(affected), K) and what :meth:`accept` needs.
+        per-centre rows (len(affected), K) and what :meth:`accept` needs. Only the bases
+        of the affected sites as their (new) centre species are formed here; the bases for
+        every centre species are updated on :meth:`accept`.
         """
         sites = np.atleast_1d(np.asarray(sites, dtype=np.intp))
         new_species = np.atleast_1d(np.asarray(new_species, dtype=np.intp))
+        old_species = self.species[sites]
+        changed = old_species != new_species
+        sites, old_species, new_species = sites[changed], old_species[changed], new_species[changed]
         na = self.descriptor.basis.n_a
-        affected = np.unique(np.concatenate(
-            [sites] + [self.neighbours(s) for s in sites]))
-        local = np.full(self.n_sites, -1, dtype=np.intp)
-        local[affected] = np.arange(len(affected))
-        A = self.A[:, affected]  # a copy (fancy indexing)
+        if len(sites) == 1:
+            affected = np.union1d(sites, self.neighbours(sites[0]))
+        else:
+            affected = np.unique(np.concatenate([sites] + [self.neighbours(s) for s in sites]))
         species = self.species.copy()
-        for s, b in zip(sites, new_species):
-            a = species[s]
-            if a == b:
-                continue
+        species[sites] = new_species
+        local = np.empty(self.n_sites, dtype=np.intp)
+        local[affected] = np.arange(len(affected))
+        A = self.A[species[affected], affected]  # (m, width): each site as its new species
+        for s, a, b in zip(sites, old_species, new_species):
             lo, hi = self._col[s], self._col[s + 1]
-            li = local[self._centre[lo:hi]]
-            A[:, li, a * na:(a + 1) * na] -= self._phi[:, a, lo:hi]
-            A[:, li, b * na:(b + 1) * na] += self._phi[:, b, lo:hi]
-            species[s] = b
-        rows = self.descriptor.basis.evaluate(A[species[affected], np.arange(len(affected))])
-        return affected, rows, (affected, A, species)
+            centres = self._centre[lo:hi]
+            li, cc = local[centres], species[centres]
+            q = np.arange(lo, hi)
+            A[li, a * na:(a + 1) * na] -= self._phi[cc, a, q]
+            A[li, b * na:(b + 1) * na] += self._phi[cc, b, q]
+        rows = self.descriptor.basis.evaluate(A)
+        return affected, rows, (sites, old_species, new_species)
 
     def accept(self, token) -> None:
-        affected, A, species = token
-        self.A[:, affected] = A
-        self.species = species
+        sites, old_species, new_species = token
+        na = self.descriptor.basis.n_a
+        for s, a, b in zip(sites, old_species, new_species):
+            lo, hi = self._col[s], self._col[s + 1]
+            centres = self._centre[lo:hi]
+            self.A[:, centres, a * na:(a + 1) * na] -= self._phi[:, a, lo:hi]
+            self.A[:, centres, b * na:(b + 1) * na] += self._phi[:, b, lo:hi]
+        self.species[sites] = new_species
         self._n_accepted += 1
         if self._n_accepted % self.REFRESH_EVERY == 0:
             self.A = self._bases_from_scratch()
