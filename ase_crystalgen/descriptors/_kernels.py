@@ -11,18 +11,30 @@ Monte Carlo trial on a fixed lattice cheap. numba is a dependency of this field'
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import numpy as np
 
-try:  # pragma: no cover - which branch runs depends on the installation
-    if os.environ.get("ASE_CRYSTALGEN_NO_NUMBA"):
-        raise ImportError("disabled by ASE_CRYSTALGEN_NO_NUMBA")
-    from numba import njit
-except ImportError:  # pragma: no cover
-    njit = None
+#: numba is imported (and the loops compiled, or loaded from its cache) on first use, so
+#: that ``import ase_crystalgen`` stays light
+HAVE_NUMBA = (not os.environ.get("ASE_CRYSTALGEN_NO_NUMBA")
+              and importlib.util.find_spec("numba") is not None)
+_COMPILED: dict = {}
 
-HAVE_NUMBA = njit is not None
+
+def enabled() -> bool:
+    """Whether the compiled loops are used (numba importable and not disabled)."""
+    global HAVE_NUMBA
+    if HAVE_NUMBA and not _COMPILED:
+        try:
+            from numba import njit
+        except ImportError:  # pragma: no cover - a broken numba: NumPy it is
+            HAVE_NUMBA = False
+            return False
+        for fn in (_poly_rows_py, _poly_vjp_py, _power_sums_py):
+            _COMPILED[fn.__name__] = njit(cache=True, nogil=True)(fn)
+    return HAVE_NUMBA
 
 
 def _poly_rows_py(AT, idx, coef, out, BT):  # pragma: no cover - compiled below
@@ -85,20 +97,13 @@ def _power_sums_py(rows, species, shift, sign, out):  # pragma: no cover - compi
                 o[f] += yp[f]
 
 
-if HAVE_NUMBA:
-    _poly_rows = njit(cache=True, nogil=True)(_poly_rows_py)
-    _poly_vjp = njit(cache=True, nogil=True)(_poly_vjp_py)
-    _power_sums = njit(cache=True, nogil=True)(_power_sums_py)
-else:  # pragma: no cover
-    _poly_rows = _poly_vjp = _power_sums = None
-
-
 def add_power_sums(rows: np.ndarray, species: np.ndarray, shift: np.ndarray, sign: float,
                    out: np.ndarray) -> None:
     """``out[p - 1, s_i] += sign * (rows[i] - shift[s_i])^p`` for every row ``i`` and
     ``p = 1..len(out)`` (in place; compiled)."""
-    _power_sums(np.ascontiguousarray(rows), np.ascontiguousarray(species, dtype=np.intp),
-                shift, float(sign), out)
+    _COMPILED["_power_sums_py"](np.ascontiguousarray(rows),
+                                np.ascontiguousarray(species, dtype=np.intp), shift,
+                                float(sign), out)
 
 
 def polynomial(A: np.ndarray, terms, K: int) -> np.ndarray:
@@ -106,8 +111,9 @@ def polynomial(A: np.ndarray, terms, K: int) -> np.ndarray:
     of ``terms`` (compiled); returns ``B`` (n, K)."""
     AT = np.ascontiguousarray(A.T)
     BT = np.zeros((K, A.shape[0]))
+    kernel = _COMPILED["_poly_rows_py"]
     for idx, coef, out in terms:
-        _poly_rows(AT, idx, coef, out, BT)
+        kernel(AT, idx, coef, out, BT)
     return BT.T
 
 
@@ -116,6 +122,7 @@ def polynomial_vjp(A: np.ndarray, G: np.ndarray, terms) -> np.ndarray:
     AT = np.ascontiguousarray(A.T)
     GT = np.ascontiguousarray(G.T)
     dAT = np.zeros_like(AT)
+    kernel = _COMPILED["_poly_vjp_py"]
     for idx, coef, out in terms:
-        _poly_vjp(AT, GT, idx, coef, out, dAT)
+        kernel(AT, GT, idx, coef, out, dAT)
     return dAT.T

@@ -229,7 +229,7 @@ class ACEBasis:
         """Descriptors ``B`` (n, K) from flat atomic bases ``A`` (n, n_species * n_a)."""
         n = A.shape[0]
         B = np.zeros((n, self.n_descriptors))
-        if _kernels.HAVE_NUMBA:
+        if _kernels.enabled():
             return _kernels.polynomial(A, list(self.terms.values()), self.n_descriptors)
         for rank, (idx, coef, _out) in self.terms.items():
             P = np.broadcast_to(coef, (n, len(coef))).copy()
@@ -241,7 +241,7 @@ class ACEBasis:
     def vjp(self, A: np.ndarray, G: np.ndarray) -> np.ndarray:
         """``dL/dA`` given ``G = dL/dB`` (n, K)."""
         dA = np.zeros_like(A)
-        if _kernels.HAVE_NUMBA:
+        if _kernels.enabled():
             return _kernels.polynomial_vjp(A, G, list(self.terms.values()))
         for r, (idx, coef, out) in self.terms.items():
             Gt = G[:, out] * coef  # (n, T)

@@ -113,7 +113,7 @@ class LocalGRS:
         ``minus = (rows0, species0)`` the same of those rows is subtracted."""
         K, ns = self.descriptor.n_per_species, self._ns
         shift = self.objective.shift.reshape(ns, K)
-        if _kernels.HAVE_NUMBA:
+        if _kernels.enabled():
             out = np.zeros((self.objective.max_order, ns, K))
             _kernels.add_power_sums(rows, species, shift, 1.0, out)
             if minus is not None:
