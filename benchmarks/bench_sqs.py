@@ -20,13 +20,22 @@ period, 11.2 A, is longer than the 6.5 A of the 4x4x2 conventional cell, so fewe
 shells are images of each other). Methods
 (``METHODS``): a random occupation with the exact composition (the GRS start, the baseline);
 icet's ``generate_sqs_from_supercells``; sqsgenerator (if installed); GRS simulated annealing
-with swaps against a large random alloy (``run_grs``; variants are one line each).
+with swaps against a large random alloy (``run_grs``, package defaults; the former settings as
+``grs_doc``) and the package's one call ``generate_representative_structures``
+(``grs_call``).
+
+Off the lattice (``--offlattice``, "what icet cannot do"): the GRS target is a random Cu-Au
+alloy relaxed with EMT, and the GRS cell relaxes its positions and cell under the GRS
+potential alone; EMT (which no method sees) judges the cells as made and after relaxation,
+next to icet's SQS and the GRS lattice SQS (``off_lattice_seed``).
 
 Usage::
 
     python benchmarks/bench_sqs.py              # 5 seeds, 5000 steps, writes docs/benchmarks/sqs.*
     python benchmarks/bench_sqs.py --quick      # 2 seeds, 1000 steps (smoke test)
     python benchmarks/bench_sqs.py --resume     # keep the finished runs of the JSON
+    python benchmarks/bench_sqs.py --offlattice # off-lattice study: sqs_offlattice.json, and
+                                                # its section in sqs.md
 
 icet and sqsgenerator are benchmark-only dependencies: ``pip install icet sqsgenerator``.
 """
@@ -37,6 +46,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -50,8 +60,11 @@ from ase.build import bulk
 from sqs_judges import (
     IcetJudge,
     emt_energy,
+    emt_relax,
+    msd_from_sites,
     random_alloy_energy,
     random_occupation,
+    site_displacements,
     warren_cowley,
 )
 
@@ -71,9 +84,13 @@ CASES: dict[str, dict] = {
     "NbMoTaW": dict(lattice="bcc", fractions={"Nb": 0.25, "Mo": 0.25, "Ta": 0.25, "W": 0.25}),
 }
 
-#: Every method. ``kind``: random / icet / sqsgen / grs. GRS ``options`` go to ``run_grs``:
-#: ``calculator`` holds GRSCalculator keywords, the rest SimulatedAnnealing keywords.
+#: Every method. ``kind``: random / icet / sqsgen / grs / grs_call. GRS ``options`` go to
+#: ``run_grs``: ``calculator`` holds GRSCalculator keywords, the rest SimulatedAnnealing
+#: keywords (none: the package defaults, i.e. temperature "auto").
 #: ``equal_time``: run GRS for as many steps as fit in icet's wall time of the same seed.
+#: ``grs_call``: the one call ``generate_representative_structures`` with ``anneal_steps``.
+OLD_GRS = dict(calculator=dict(weights=(1.0,), scale="group", rank_weights=None, smoothing=1e-4),
+               temperature=(0.03, 3e-4), relative=True)
 METHODS: dict[str, dict] = {
     "random": dict(kind="random", label="random occupation, exact composition (the GRS start)"),
     "icet": dict(kind="icet", label="icet generate_sqs_from_supercells, n_steps = --steps"),
@@ -81,11 +98,14 @@ METHODS: dict[str, dict] = {
                    label="sqsgenerator, WC shells 1-3, iterations = --steps"),
     "sqsgen_long": dict(kind="sqsgen", iterations="long",
                         label="sqsgenerator, WC shells 1-3, iterations = --sqsgen-iterations"),
-    "grs": dict(kind="grs", options={}, label="GRS SA, swaps, package defaults"),
-    "grs_doc": dict(kind="grs", label="GRS SA, swaps, weights (1,), scale 'group', "
-                    "T = (0.03 -> 3e-4) x E0",
-                    options=dict(calculator=dict(weights=(1.0,), scale="group"),
-                                 temperature=(0.03, 3e-4))),
+    "grs": dict(kind="grs", options={},
+                label="GRS SA, swaps, package defaults (GRSCalculator(target), T = 'auto')"),
+    "grs_call": dict(kind="grs_call", options={},
+                     label="the one call generate_representative_structures(target, cell=, "
+                     "composition=, rng=seed, anneal_steps=--steps), package defaults"),
+    "grs_doc": dict(kind="grs", options=OLD_GRS,
+                    label="GRS SA, swaps, the former settings: weights (1,), scale 'group', no "
+                    "rank weights, smoothing 1e-4, T = (0.03 -> 3e-4) x E0"),
     "grs_eqt": dict(kind="grs", options={}, equal_time="icet",
                     label="GRS SA, package defaults, steps that take icet's wall time"),
 }
@@ -191,6 +211,23 @@ def run_grs(case: Case, start: Atoms, target: Atoms, n_steps: int, seed: int,
     best.calc = None
     return best, dict(wall_s=wall, steps_run=int(sa.nsteps), setup_s=setup_s,
                       own_score=float(sa.best_score), best_step=int(sa.best_step))
+
+
+def run_grs_call(case: Case, target: Atoms, n_steps: int, seed: int,
+                 **options) -> tuple[Atoms, dict]:
+    """The package's one call on the SQS cell; its wall time includes building the
+    potential of the target (``setup_s`` of the ``grs`` method, measured apart)."""
+    from ase_crystalgen import generate_representative_structures
+
+    t0 = time.perf_counter()
+    (best,) = generate_representative_structures(target, cell=case.cell, composition=case.counts,
+                                                 rng=seed, anneal_steps=n_steps, **options)
+    wall = time.perf_counter() - t0
+    own = float(best.info["grs_score"])
+    best = best.copy()
+    best.calc = None
+    best.info = {}
+    return best, dict(wall_s=wall, steps_run=n_steps, own_score=own)
 
 
 def run_icet(case: Case, n_steps: int, seed: int) -> tuple[Atoms, dict]:
@@ -314,20 +351,39 @@ def version(pkg: str) -> str:
         return "not installed"
 
 
+#: what the numbers depend on besides the installed packages
+CODE_PATHS = ("ase_crystalgen", "benchmarks/bench_sqs.py", "benchmarks/sqs_judges.py")
+
+
 def git_state() -> str:
-    """Commit of the working tree and whether the library has uncommitted changes (the
-    numbers depend on the library as it was when the run imported it)."""
+    """Commit of the working tree and whether the library or this benchmark had uncommitted
+    changes when the run imported them."""
     import subprocess
 
     root = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
                               capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ase_crystalgen"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *CODE_PATHS],
                                cwd=root, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return head + (" + uncommitted changes in ase_crystalgen/" if dirty.strip() else "")
+    changed = sorted(line[3:] for line in dirty.splitlines() if line.strip())
+    return head + (f" + uncommitted changes in {', '.join(changed)}" if changed
+                   else " (clean: no uncommitted changes in " + ", ".join(CODE_PATHS) + ")")
+
+
+def grs_defaults() -> str:
+    """The package's GRS defaults as this run imported them."""
+    import inspect
+
+    from ase_crystalgen.grs.potential import DEFAULTS
+    from ase_crystalgen.optimize import SimulatedAnnealing
+
+    sa = {k: v.default for k, v in inspect.signature(SimulatedAnnealing).parameters.items()}
+    return (f"GRSCalculator {DEFAULTS}; SimulatedAnnealing temperature={sa.get('temperature')!r}"
+            f" (start, stop = {SimulatedAnnealing.AUTO_FACTORS} x the median energy change of "
+            f"{SimulatedAnnealing.AUTO_SAMPLES} random moves), schedule={sa.get('schedule')!r}")
 
 
 def machine_info() -> list[tuple[str, str]]:
@@ -352,14 +408,14 @@ def settings_of(method: str, args) -> dict:
     if these match."""
     cfg = METHODS[method]
     s = dict(kind=cfg["kind"])
-    if cfg["kind"] in ("icet", "grs"):
-        s["steps"] = args.steps
     if cfg["kind"] == "icet":
+        s["steps"] = args.steps
         s["cutoffs"] = ICET_CUTOFFS
     if cfg["kind"] == "sqsgen":
         s["iterations"] = args.steps if cfg["iterations"] == "steps" else args.sqsgen_iterations
         s["shells"] = {str(k): v for k, v in SQSGEN_SHELLS.items()}
-    if cfg["kind"] == "grs":
+    if cfg["kind"] in ("grs", "grs_call"):
+        s["steps"] = args.steps
         s["options"] = repr(cfg["options"])
         s["equal_time"] = cfg.get("equal_time")
     return s
@@ -376,6 +432,8 @@ def run_one(case: Case, method: str, seed: int, args, target: Atoms,
     if kind == "sqsgen":
         n = args.steps if cfg["iterations"] == "steps" else args.sqsgen_iterations
         return run_sqsgen(case, n, seed)
+    if kind == "grs_call":
+        return run_grs_call(case, target, args.steps, seed, **cfg["options"])
     n_steps = args.steps
     if cfg.get("equal_time"):
         def find(m):
@@ -433,12 +491,12 @@ def ratio_line(rows: list[dict], num: str, den: str) -> str | None:
     if not a or not b or not b["ms_per_trial"] or not b["wall_s"]:
         return None
     return (f"{num} / {den}: cost per trial {a['ms_per_trial']:.3f} / {b['ms_per_trial']:.3f} ms = "
-            f"{a['ms_per_trial'] / b['ms_per_trial']:.1f}x; median wall time per run "
-            f"{a['wall_s']:.2f} / {b['wall_s']:.2f} s = {a['wall_s'] / b['wall_s']:.1f}x.")
+            f"{a['ms_per_trial'] / b['ms_per_trial']:.2f}x; median wall time per run "
+            f"{a['wall_s']:.2f} / {b['wall_s']:.2f} s = {a['wall_s'] / b['wall_s']:.2f}x.")
 
 
 def write_markdown(path: Path, meta: dict, records: list[dict], methods: list[str],
-                   plot: Path | None) -> None:
+                   plot: Path | None, off_json: Path | None = None) -> None:
     steps = meta["steps"]
     lines = [
         "# Special quasirandom structures: GRS against icet and sqsgenerator", "",
@@ -477,8 +535,16 @@ def write_markdown(path: Path, meta: dict, records: list[dict], methods: list[st
         f"n_steps={steps}, rng=Generator([seed, 2]))` from the `random` start of the seed, "
         "`GRSCalculator(target=<the large random alloy>)` (package defaults unless the method "
         "says otherwise); the calculator is built once per case (setup below, not in the "
-        "run times). `grs_eqt`: the number of steps is icet's wall time of that seed divided "
-        "by `grs`'s time per step of that seed.", "",
+        "run times). Package defaults when this ran: "
+        f"{meta.get('grs_defaults', 'not recorded')}. `grs_call`: "
+        "`generate_representative_structures(target, cell=<SQS cell>, composition=<counts>, "
+        f"rng=seed, anneal_steps={steps})`, its own random start; it builds its potential "
+        "on every call (w_inter = w_intra = 1: for one member the energy is twice the score), "
+        "so its wall time includes the target's descriptors (the `grs` setup below). "
+        "`grs_doc`: " + METHODS["grs_doc"]["label"].split(": ", 1)[-1] + " (`GRSCalculator("
+        "weights=(1.0,), scale='group', rank_weights=None, smoothing=1e-4)`, "
+        "`temperature=(0.03, 3e-4), relative=True`). `grs_eqt`: the number of steps is icet's "
+        "wall time of that seed divided by `grs`'s time per step of that seed.", "",
         "## Judges", "",
         "- *icet objective*: `compare_cluster_vectors(cv, cv_random, cs.as_list, "
         "optimality_weight=1, tol=1e-5)` with icet's `_get_sqs_cluster_vector` as cv_random, "
@@ -512,11 +578,18 @@ def write_markdown(path: Path, meta: dict, records: list[dict], methods: list[st
                          + f" | {fmt(r['steps'], '{:.0f}')} | {fmt(r['wall_s'], '{:.2f}')} | "
                          f"{fmt(r['ms_per_trial'], '{:.3f}')} |")
         lines.append("")
-        for num in ("grs", "grs_doc"):
+        setup = info.get("grs_setup_s")
+        by = {r["method"]: r for r in rows}
+        for num in ("grs", "grs_call", "grs_doc"):
             line = ratio_line(rows, num, "icet")
+            if line and num == "grs_call" and setup and setup.get("grs") and by["icet"]["wall_s"]:
+                net = [r for r in records if r["case"] == case and r["method"] == num]
+                ms = 1e3 * sum(r["wall_s"] - setup["grs"] for r in net) / sum(
+                    r["steps_run"] for r in net)
+                line += (f" Less the `grs` setup ({setup['grs']:.2f} s) per call: {ms:.3f} ms "
+                         f"per trial = {ms / by['icet']['ms_per_trial']:.2f}x icet's.")
             if line:
                 lines.append(f"- {line}")
-        setup = info.get("grs_setup_s")
         if setup:
             lines.append("- GRS calculator setup (target descriptors, once per case and "
                          "keyword set): " + ", ".join(f"{k} {v:.2f} s" for k, v in setup.items()))
@@ -528,6 +601,8 @@ def write_markdown(path: Path, meta: dict, records: list[dict], methods: list[st
     lines += validation_lines(meta, records)
     if plot is not None:
         lines += [f"![SQS judges per seed]({plot.name})", ""]
+    if off_json is not None and off_json.exists():
+        lines += offlattice_lines(json.loads(off_json.read_text()))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
 
@@ -606,6 +681,234 @@ def write_plot(path: Path, meta: dict, records: list[dict], methods: list[str]) 
     plt.close(fig)
 
 
+# --------------------------------------------------------------------------- off the lattice
+#: The off-lattice study ("what icet cannot do"): Cu-Au cases, the relaxed target's size
+#: (conventional fcc cells per side), the EMT relaxations and the GRS relaxation.
+OFF_CASES = ("CuAu_x0.25", "CuAu_x0.50")
+OFF_REPEAT = 6
+OFF_TARGET_RELAX = dict(fmax=0.01, steps=1000)
+OFF_CELL_RELAX = dict(fmax=0.01, steps=1000)
+OFF_GRS_RELAX = dict(relax_steps=300, fmax=1e-4, optimizer="FIRE")
+OFF_KINDS = {  # structure kinds of the off-lattice table, in order
+    "icet": "icet SQS (ideal sites, a = relaxed alloy's)",
+    "grs_lattice": "GRS one call, on the lattice (ideal sites)",
+    "grs_relaxed": "GRS one call + relaxation under the GRS potential (no EMT)",
+}
+OFF_MEASURES = [  # (key, header, format)
+    ("wc_max13", "max abs alpha 1-3", "{:.3f}"),
+    ("de_asis_meV", "dE_EMT as is, meV/atom", "{:+.2f}"),
+    ("de_relaxed_meV", "dE_EMT after EMT relaxation, meV/atom", "{:+.2f}"),
+    ("msd", "MSD from sites, A^2", "{:.5f}"),
+    ("msd_emt", "MSD after EMT relaxation, A^2", "{:.5f}"),
+    ("a_cell", "a of the cell, A", "{:.4f}"),
+    ("grs_score", "GRS score", "{:.4f}"),
+]
+
+
+def relaxed_alloy(case: Case, repeat: int) -> dict:
+    """A large random alloy on the ideal (Vegard) lattice and its EMT-relaxed copy."""
+    conv = bulk(case.symbols[0], "fcc", a=case.a, cubic=True)
+    ideal = conv.repeat(repeat)
+    n = len(ideal)
+    counts = {s: int(round(f * n)) for s, f in case.fractions.items()}
+    idx = list(CASES).index(case.name)
+    ideal = random_occupation(ideal, counts, np.random.default_rng([TARGET_SEED, idx, 7]))
+    t0 = time.perf_counter()
+    relaxed, steps, converged = emt_relax(ideal, **OFF_TARGET_RELAX)
+    wall = time.perf_counter() - t0
+    return dict(ideal=ideal, relaxed=relaxed, steps=steps, converged=converged, wall_s=wall,
+                e_ideal=emt_energy(ideal), e_relaxed=emt_energy(relaxed),
+                a_mean=float((4 * relaxed.get_volume() / n) ** (1 / 3)))
+
+
+def off_lattice_seed(case: Case, ref: dict, seed: int, icet_steps: int,
+                     icet_ok: bool) -> list[dict]:
+    """icet's SQS, the GRS lattice SQS and the GRS-relaxed cell of one seed, judged."""
+    from ase_crystalgen import GRSCalculator, generate_representative_structures
+
+    a = ref["a_mean"]
+    ideal32 = bulk(case.symbols[0], "fcc", a=a, cubic=True).repeat(2)
+    target = ref["relaxed"]
+    made: dict[str, tuple[Atoms, dict]] = {}
+    if icet_ok:
+        from icet import ClusterSpace
+        from icet.tools.structure_generation import generate_sqs_from_supercells
+
+        cs = ClusterSpace(bulk(case.symbols[0], "fcc", a=a), cutoffs=ICET_CUTOFFS,
+                          chemical_symbols=case.symbols)
+        t0 = time.perf_counter()
+        sqs = generate_sqs_from_supercells(cs, supercells=[ideal32.copy()],
+                                           target_concentrations=dict(case.fractions),
+                                           n_steps=icet_steps, random_seed=seed)
+        made["icet"] = (sqs, dict(wall_s=time.perf_counter() - t0))
+    t0 = time.perf_counter()
+    (lat,) = generate_representative_structures(target, cell=ideal32, composition=case.counts,
+                                                rng=seed)
+    made["grs_lattice"] = (lat, dict(wall_s=time.perf_counter() - t0))
+    t0 = time.perf_counter()
+    (rel,) = generate_representative_structures(target, cell=ideal32, composition=case.counts,
+                                                rng=seed, **OFF_GRS_RELAX)
+    # the relaxation's energies follow the annealing's in grs_history
+    relax_steps = len(rel.info["grs_history"]) - len(lat.info["grs_history"]) - 1
+    made["grs_relaxed"] = (rel, dict(wall_s=time.perf_counter() - t0, grs_relax_steps=relax_steps,
+                                     same_occupation=bool(np.array_equal(lat.numbers,
+                                                                         rel.numbers))))
+    judge_grs = GRSCalculator(target=target)
+    rows, emt_u = [], {}
+    for kind, (atoms, info) in made.items():
+        atoms = atoms.copy()
+        atoms.calc, atoms.info = None, {}
+        ideal = atoms.copy() if kind == "icet" else ideal32.copy()
+        ideal.numbers = atoms.numbers
+        relaxed, steps, conv = emt_relax(atoms, **OFF_CELL_RELAX)
+        emt_u[kind] = site_displacements(relaxed, ideal)
+        row = dict(case=case.name, seed=seed, kind=kind, **info,
+                   wc_max13=warren_cowley(atoms, 3, ideal=ideal, species=case.symbols).max_abs(3),
+                   de_asis_meV=1e3 * (emt_energy(atoms) - ref["e_relaxed"]),
+                   de_relaxed_meV=1e3 * (emt_energy(relaxed) - ref["e_relaxed"]),
+                   emt_relax_steps=steps, emt_converged=conv,
+                   msd=msd_from_sites(atoms, ideal), msd_emt=msd_from_sites(relaxed, ideal),
+                   a_cell=float((4 * atoms.get_volume() / len(atoms)) ** (1 / 3)),
+                   grs_score=float(judge_grs.get_property("score", atoms.copy())),
+                   numbers=atoms.numbers.tolist())
+        if kind == "grs_relaxed":
+            u = site_displacements(atoms, ideal)
+            ref_u = emt_u["grs_lattice"]  # EMT's relaxation of the same occupation
+            row["cos_emt"] = float(np.sum(u * ref_u) / np.sqrt(np.sum(u * u) * np.sum(ref_u**2)))
+            row["positions"] = np.round(atoms.positions, 5).tolist()
+            row["cell"] = np.round(atoms.cell.array, 5).tolist()
+        rows.append(row)
+    by = {r["kind"]: r for r in rows}
+    gained = by["grs_lattice"]["de_asis_meV"] - by["grs_relaxed"]["de_asis_meV"]
+    full = by["grs_lattice"]["de_asis_meV"] - by["grs_lattice"]["de_relaxed_meV"]
+    by["grs_relaxed"]["recovered"] = gained / full if full > 0 else None
+    return rows
+
+
+def run_offlattice(args, icet_ok: bool) -> dict:
+    """The off-lattice study; writes ``--off-json`` and returns its data."""
+    path = Path(args.off_json)
+    cases = [c.strip() for c in args.off_cases.split(",") if c.strip()]
+    command = "python benchmarks/bench_sqs.py " + shlex.join(args.argv)
+    data = dict(meta=dict(command=command.strip(), date=time.strftime("%Y-%m-%d %H:%M"),
+                          seeds=args.seeds, icet_steps=args.steps, repeat=args.off_repeat,
+                          target_relax=OFF_TARGET_RELAX, cell_relax=OFF_CELL_RELAX,
+                          grs_relax=OFF_GRS_RELAX, machine=machine_info(), quick=args.quick,
+                          cases={}), records=[])
+    t_start = time.perf_counter()
+    for name in cases:
+        case = make_case(name)
+        print(f"{name}: relaxing the {4 * args.off_repeat ** 3}-atom alloy with EMT ...",
+              flush=True)
+        ref = relaxed_alloy(case, args.off_repeat)
+        data["meta"]["cases"][name] = dict(
+            label=case.label, formula=case.formula, n_atoms=len(ref["ideal"]),
+            emt_steps=ref["steps"], emt_converged=ref["converged"], emt_wall_s=ref["wall_s"],
+            e_ideal_eV=ref["e_ideal"], e_relaxed_eV=ref["e_relaxed"], a_mean=ref["a_mean"],
+            a_vegard=case.a, msd=msd_from_sites(ref["relaxed"], ref["ideal"]),
+            wc_max13=warren_cowley(ref["ideal"], 3, species=case.symbols).max_abs(3))
+        print(f"  {ref['steps']} FIRE steps ({ref['wall_s']:.0f} s), relaxation energy "
+              f"{1e3 * (ref['e_ideal'] - ref['e_relaxed']):.2f} meV/atom, a {ref['a_mean']:.4f} A",
+              flush=True)
+        for seed in range(args.seeds):
+            for row in off_lattice_seed(case, ref, seed, args.steps, icet_ok):
+                data["records"].append(row)
+                print(f"  {row['kind']:12s} seed {seed}: dE as is {row['de_asis_meV']:+7.2f}, "
+                      f"relaxed {row['de_relaxed_meV']:+7.2f} meV/atom, MSD {row['msd']:.5f} "
+                      f"(EMT {row['msd_emt']:.5f}) A^2, max|a| {row['wc_max13']:.3f}"
+                      + (f", cos {row['cos_emt']:.2f}, GRS steps {row['grs_relax_steps']}"
+                         if "cos_emt" in row else ""), flush=True)
+            data["meta"]["elapsed_min"] = (time.perf_counter() - t_start) / 60
+            save_records(path, data["meta"], data["records"])
+    data["meta"]["load_at_end"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    save_records(path, data["meta"], data["records"])
+    return data
+
+
+def offlattice_lines(data: dict) -> list[str]:
+    """The off-lattice section of the report."""
+    meta, records = data["meta"], data["records"]
+    gr = meta["grs_relax"]
+    lines = [
+        "## Off the lattice: what icet cannot do", "",
+        f"Generated by `{meta['command']}` on {meta['date']} ({meta.get('elapsed_min', 0):.1f} "
+        f"min{', QUICK settings' if meta.get('quick') else ''}; load average at the end "
+        f"{meta.get('load_at_end', 'n/a')}; git {dict(meta['machine']).get('ase_crystalgen git')})."
+        f" {meta['seeds']} seeds.", "",
+        "A cluster expansion SQS lives on the ideal lattice. GRS matches descriptors of atoms "
+        "wherever they are, so its target can be a *relaxed* random alloy and its structure "
+        "can relax under the GRS potential (forces and stress from the descriptor mismatch) "
+        "until its local environments look like the relaxed ones, without ever calling the "
+        "energy model. The target: a random alloy of "
+        f"{meta['repeat']}x{meta['repeat']}x{meta['repeat']} conventional fcc cells on the "
+        "Vegard lattice, relaxed with ASE's EMT (positions and cell, `FIRE(FrechetCellFilter)`"
+        f", fmax {meta['target_relax']['fmax']} eV/A). The cells (32 sites, 2x2x2 "
+        "conventional) sit at the relaxed alloy's mean lattice parameter:", "",
+        f"- `icet`: `generate_sqs_from_supercells` ({meta['icet_steps']} steps, cutoffs "
+        f"{ICET_CUTOFFS}) at that lattice parameter, unrelaxed;",
+        "- `grs_lattice`: `generate_representative_structures(relaxed_alloy, cell=ideal32, "
+        "composition=counts, rng=seed)` (swaps, 2000 steps, package defaults);",
+        "- `grs_relaxed`: the same call with `relax_steps="
+        f"{gr['relax_steps']}, fmax={gr['fmax']:g}, optimizer='{gr['optimizer']}'`: the same "
+        "annealing, then positions and cell relaxed (`FrechetCellFilter`) under the GRS "
+        "potential of the relaxed alloy.", "",
+        "Judges (EMT, which no method sees): *dE_EMT as is*: EMT energy per atom of the cell "
+        "as made minus that of the relaxed large alloy; *after EMT relaxation*: the same once "
+        f"each cell is relaxed with EMT (positions and cell, fmax {meta['cell_relax']['fmax']}"
+        "); *MSD from sites*: mean squared displacement from the ideal sites with the "
+        "homogeneous strain and the mean translation removed (`site_displacements`); *max "
+        "abs alpha 1-3*: Warren-Cowley on the ideal sites; *GRS score*: default "
+        "`GRSCalculator(target=relaxed alloy)`. Medians over seeds.", "",
+    ]
+    for name, info in meta["cases"].items():
+        relax_e = 1e3 * (info["e_ideal_eV"] - info["e_relaxed_eV"])
+        lines += [
+            f"### {name}: {info['formula']}, 32 sites", "",
+            f"Relaxed alloy: {info['n_atoms']} atoms, EMT relaxation {info['emt_steps']} FIRE "
+            f"steps ({'converged' if info['emt_converged'] else 'NOT converged'}, "
+            f"{info['emt_wall_s']:.0f} s); relaxation energy {relax_e:.2f} meV/atom; mean "
+            f"lattice parameter {info['a_mean']:.4f} A (Vegard {info['a_vegard']:.4f} A); MSD "
+            f"from its ideal sites {info['msd']:.5f} A^2; max abs alpha 1-3 "
+            f"{info['wc_max13']:.3f}.", "",
+            "| structure | runs | " + " | ".join(h for _, h, _ in OFF_MEASURES) + " | wall s |",
+            "|---|---:|" + "---:|" * (len(OFF_MEASURES) + 1),
+            f"| relaxed alloy ({info['n_atoms']} atoms) | 1 | {info['wc_max13']:.3f} | +0.00 | "
+            f"+0.00 | {info['msd']:.5f} | {info['msd']:.5f} | "
+            f"{info['a_mean']:.4f} | - | - |",
+        ]
+        rows = {}
+        for kind, label in OFF_KINDS.items():
+            recs = [r for r in records if r["case"] == name and r["kind"] == kind]
+            if not recs:
+                continue
+            rows[kind] = {k: median_of(recs, k) for k, _, _ in OFF_MEASURES}
+            lines.append(f"| `{kind}`: {label} | {len(recs)} | "
+                         + " | ".join(fmt(rows[kind][k], f) for k, _, f in OFF_MEASURES)
+                         + f" | {fmt(median_of(recs, 'wall_s'), '{:.2f}')} |")
+        lines.append("")
+        rel = [r for r in records if r["case"] == name and r["kind"] == "grs_relaxed"]
+        if rel:
+            lat = {r["seed"]: r for r in records if r["case"] == name
+                   and r["kind"] == "grs_lattice"}
+            change = [r["de_asis_meV"] - lat[r["seed"]]["de_asis_meV"] for r in rel]
+            rec = [r["recovered"] for r in rel if r.get("recovered") is not None]
+            lines += [
+                "- EMT energy as is of the GRS-relaxed cell minus that of the lattice SQS (the "
+                "same occupation), per seed " + ", ".join(str(r["seed"]) for r in rel) + ": "
+                + ", ".join(f"{d:+.2f}" for d in change) + " meV/atom; as a fraction of what "
+                "EMT's own relaxation of the lattice SQS gains: "
+                + ", ".join(f"{100 * x:+.0f}%" for x in rec) + " (positive: GRS went the right "
+                "way).",
+                "- Cosine between the GRS displacements and those of EMT's relaxation of the "
+                "same occupation: " + ", ".join(f"{r['cos_emt']:.2f}" for r in rel)
+                + "; GRS relaxation steps: " + ", ".join(str(r["grs_relax_steps"]) for r in rel)
+                + f" (of at most {gr['relax_steps']}); the occupation is the lattice SQS's in "
+                f"{sum(r['same_occupation'] for r in rel)}/{len(rel)} seeds.",
+                "",
+            ]
+    return lines
+
+
 # --------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -625,11 +928,22 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--quick", action="store_true",
                    help="smoke test: 2 seeds, 1000 steps, 1e5 sqsgen_long iterations, 4 ref cells")
     p.add_argument("--resume", action="store_true", help="keep the finished runs in the JSON")
+    p.add_argument("--offlattice", action="store_true",
+                   help="run the off-lattice study (relaxed targets, EMT judges) instead, then "
+                   "redraw the report")
+    p.add_argument("--off-cases", default=",".join(OFF_CASES),
+                   help=f"cases of the off-lattice study (default {','.join(OFF_CASES)})")
+    p.add_argument("--off-repeat", type=int, default=OFF_REPEAT,
+                   help=f"relaxed target: n x n x n conventional fcc (default {OFF_REPEAT})")
+    p.add_argument("--off-json", default="docs/benchmarks/sqs_offlattice.json",
+                   help="off-lattice records (read by the report when present)")
     p.add_argument("--out", default="docs/benchmarks/sqs.md", help="markdown output")
     p.add_argument("--plot", default="docs/benchmarks/sqs.png", help="figure output ('' = none)")
     args = p.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     if args.quick:
         args.seeds, args.steps, args.sqsgen_iterations, args.ref_cells = 2, 1000, 100_000, 4
+        args.off_repeat = min(args.off_repeat, 3)
 
     try:
         from threadpoolctl import threadpool_limits
@@ -655,8 +969,19 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     plot = Path(args.plot) if args.plot else None
     json_path = out.with_suffix(".json")
-    command = "python benchmarks/bench_sqs.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.offlattice:
+        bad = {c.strip() for c in args.off_cases.split(",")} - set(OFF_CASES)
+        if bad:
+            p.error(f"unknown off-lattice cases {sorted(bad)}; choose from {list(OFF_CASES)}")
+        data = run_offlattice(args, icet_ok)
+        if json_path.exists():  # redraw the report with the new section
+            records, meta = load_records(json_path, True)
+            methods = [m for m in METHODS if any(r["method"] == m for r in records)]
+            write_markdown(out, meta, records, methods, plot, Path(args.off_json))
+        return data["meta"]
+    command = "python benchmarks/bench_sqs.py " + shlex.join(args.argv)
     meta = dict(command=command.strip(), steps=args.steps, seeds=args.seeds, quick=args.quick,
+                grs_defaults=grs_defaults(),
                 sqsgen_iterations=args.sqsgen_iterations, date=time.strftime("%Y-%m-%d %H:%M"),
                 elapsed_min=0.0, machine=machine_info(), notes=notes, cases={})
     records, old_meta = load_records(json_path, args.resume)
@@ -710,7 +1035,7 @@ def main(argv: list[str] | None = None) -> dict:
     save_records(json_path, meta, records)
     if plot is not None:
         write_plot(plot, meta, records, methods)
-    write_markdown(out, meta, records, methods, plot)
+    write_markdown(out, meta, records, methods, plot, Path(args.off_json))
     for note in notes:
         print(note)
     return meta

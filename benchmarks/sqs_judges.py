@@ -8,7 +8,10 @@ Each judge takes an ``ase.Atoms`` on (or near) a lattice and returns plain numbe
   random alloy (lower is better; its optimality term makes it negative once leading pair
   correlations match exactly).
 - :func:`emt_energy` and :func:`random_alloy_energy`: ASE's EMT energy per atom, and that of
-  large random cells of the same composition (an estimate of the random-alloy energy).
+  large random cells of the same composition (an estimate of the random-alloy energy);
+  :func:`emt_relax` relaxes positions and cell.
+- :func:`site_displacements` and :func:`msd_from_sites`: how far atoms sit from the sites of
+  their ideal lattice once the homogeneous strain and the mean translation are taken out.
 
 Nothing here imports ``ase_crystalgen``; the GRS score (the package's own measure) is taken
 by the benchmark script itself. icet is imported only by :class:`IcetJudge`.
@@ -115,19 +118,56 @@ def warren_cowley(atoms: Atoms, n_shells: int = 6, ideal: Atoms | None = None,
 
 
 # --------------------------------------------------------------------------- EMT
-def emt_energy(atoms: Atoms, relax: bool = False, fmax: float = 0.01, steps: int = 500) -> float:
-    """EMT energy per atom (eV). ``relax=True`` relaxes positions and cell first
-    (FIRE on a ``FrechetCellFilter``); the input is not modified."""
+def emt_relax(atoms: Atoms, fmax: float = 0.01, steps: int = 500) -> tuple[Atoms, int, bool]:
+    """A copy of ``atoms`` relaxed with ASE's EMT: positions and cell (FIRE on a
+    ``FrechetCellFilter``). Returns ``(relaxed, steps taken, converged)``."""
+    import warnings
+
     from ase.calculators.emt import EMT
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
 
     a = atoms.copy()
     a.calc = EMT()
-    if relax:
-        from ase.filters import FrechetCellFilter
-        from ase.optimize import FIRE
+    opt = FIRE(FrechetCellFilter(a), logfile=None)
+    with warnings.catch_warnings():
+        # scipy's logm warns at every step of a nearly unstrained cell (errors ~1e-13)
+        warnings.filterwarnings("ignore", message=".*logm result may be inaccurate.*")
+        converged = bool(opt.run(fmax=fmax, steps=steps))
+    return a, int(opt.nsteps), converged
 
-        FIRE(FrechetCellFilter(a), logfile=None).run(fmax=fmax, steps=steps)
+
+def emt_energy(atoms: Atoms, relax: bool = False, fmax: float = 0.01, steps: int = 500) -> float:
+    """EMT energy per atom (eV). ``relax=True`` relaxes positions and cell first
+    (:func:`emt_relax`); the input is not modified."""
+    from ase.calculators.emt import EMT
+
+    a = emt_relax(atoms, fmax, steps)[0] if relax else atoms.copy()
+    a.calc = EMT()
     return float(a.get_potential_energy() / len(a))
+
+
+# --------------------------------------------------------------------------- displacements
+def site_displacements(atoms: Atoms, ideal: Atoms) -> np.ndarray:
+    """Displacements (A) of the atoms of ``atoms`` from the sites of ``ideal`` (same atom
+    order, same periodic cell up to a homogeneous strain).
+
+    Fractional coordinates are compared, so a strain of the whole cell (a relaxed lattice
+    parameter) is no displacement; the shortest periodic difference is taken and expressed
+    in the cell of ``atoms``; the mean (a rigid translation) is removed.
+    """
+    if len(atoms) != len(ideal):
+        raise ValueError("atoms and ideal must have the same number of atoms")
+    ds = atoms.get_scaled_positions(wrap=False) - ideal.get_scaled_positions(wrap=False)
+    ds -= np.round(ds)
+    u = ds @ atoms.cell.array
+    return u - u.mean(axis=0)
+
+
+def msd_from_sites(atoms: Atoms, ideal: Atoms) -> float:
+    """Mean squared displacement (A^2) from the ideal sites (:func:`site_displacements`)."""
+    u = site_displacements(atoms, ideal)
+    return float(np.mean(np.sum(u * u, axis=1)))
 
 
 def random_occupation(lattice: Atoms, counts: dict[str, int], rng: np.random.Generator) -> Atoms:

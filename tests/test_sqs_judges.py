@@ -12,8 +12,11 @@ from ase.build import bulk
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from sqs_judges import (  # noqa: E402
     emt_energy,
+    emt_relax,
     lattice_shells,
+    msd_from_sites,
     random_occupation,
+    site_displacements,
     warren_cowley,
 )
 
@@ -97,6 +100,45 @@ def test_ideal_lattice_shells_judge_displaced_atoms():
 def test_emt_energy_per_atom_is_size_extensive():
     atoms = l12_cu3au()
     assert emt_energy(atoms.repeat((2, 1, 1))) == pytest.approx(emt_energy(atoms), abs=1e-10)
+
+
+def test_site_displacements_ignore_strain_and_translation():
+    ideal = l12_cu3au()
+    moved = ideal.copy()
+    moved.set_cell(ideal.cell.array @ np.array([[1.03, 0.01, 0], [0, 0.98, 0], [0, 0, 1.05]]),
+                   scale_atoms=True)
+    moved.positions += [0.7, -0.2, 5.0]  # also across the periodic boundary
+    np.testing.assert_allclose(site_displacements(moved, ideal), 0.0, atol=1e-12)
+    assert msd_from_sites(moved, ideal) == pytest.approx(0.0, abs=1e-20)
+
+
+def test_msd_recovers_known_displacements():
+    ideal = l12_cu3au()
+    rng = np.random.default_rng(5)
+    u = rng.normal(scale=0.1, size=(len(ideal), 3))
+    u -= u.mean(axis=0)
+    moved = ideal.copy()
+    moved.positions += u + [0.3, 0.0, -0.1]  # plus a rigid shift
+    moved.wrap()  # atoms near a face come back on the other side
+    np.testing.assert_allclose(site_displacements(moved, ideal), u, atol=1e-12)
+    assert msd_from_sites(moved, ideal) == pytest.approx(np.mean(np.sum(u**2, axis=1)), rel=1e-12)
+    # the same fractional displacements in a cell twice as large are twice as long
+    big = moved.copy()
+    big.set_cell(2 * moved.cell.array, scale_atoms=True)
+    assert msd_from_sites(big, ideal) == pytest.approx(4 * msd_from_sites(moved, ideal),
+                                                       rel=1e-12)
+
+
+def test_emt_relax_lowers_the_energy_of_a_random_alloy():
+    # Cu-Au on an ideal Vegard lattice: the size mismatch leaves forces that EMT relaxes
+    lattice = bulk("Cu", "fcc", a=3.7275, cubic=True).repeat(2)
+    atoms = random_occupation(lattice, {"Cu": 24, "Au": 8}, np.random.default_rng(1))
+    relaxed, steps, converged = emt_relax(atoms, fmax=0.01, steps=500)
+    assert converged and steps > 0
+    assert emt_energy(relaxed) < emt_energy(atoms) - 1e-3
+    assert emt_energy(atoms, relax=True) == pytest.approx(emt_energy(relaxed), abs=1e-12)
+    assert msd_from_sites(relaxed, atoms) > 1e-4
+    assert atoms.calc is None  # the input is not modified
 
 
 def test_icet_judge_prefers_the_random_cluster_vector():
