@@ -159,3 +159,42 @@ def test_top_level_call_bad_input():
         generate_representative_structures(t, cell=t[:0], composition={"Au": 1, "Cu": 3})
     with pytest.raises(ValueError, match="n_atoms=8 but the cell has 4 sites"):
         generate_representative_structures(t, n_atoms=8, cell=_fcc(repeat=1))
+
+
+def _heusler_l21():
+    """L2_1 Cu2MnAl on a bcc cell doubled along each axis (16 sites): the four fcc
+    sublattices hold Al, Mn, Cu, Cu."""
+    a = 2.98
+    t = bulk("Fe", "bcc", a=a, cubic=True).repeat(2)
+    n = np.rint(2 * t.positions / a).astype(int)
+    label = 2 * (n[:, 0] % 2) + ((n[:, 0] + n[:, 1] + n[:, 2]) // 2) % 2
+    t.numbers = np.select([label == 0, label == 1], [13, 25], 29)
+    return t
+
+
+def _d019():
+    """D0_19 Mg3Cd (Ni3Sn type) on a 2x2x2 hcp supercell (16 sites)."""
+    t = bulk("Mg", "hcp", a=3.2, c=5.2).repeat((2, 2, 1))
+    f = t.get_scaled_positions()
+    on = np.all(np.isclose(f, [0, 0, 0], atol=1e-3), axis=1) | np.all(
+        np.isclose(f, [2 / 3, 1 / 3, 0.5], atol=1e-3), axis=1)
+    t.numbers[on] = 48
+    return t.repeat((1, 1, 2))
+
+
+@pytest.mark.parametrize("make", [_heusler_l21, _d019], ids=["L2_1 ternary bcc", "D0_19 hcp"])
+def test_defaults_recover_orderings_from_random_starts(make):
+    """Package defaults, nothing else: the ordered crystal is found from random
+    permutations of its species (judged by pymatgen's StructureMatcher, not the score)."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    target = make()
+    matcher = StructureMatcher(primitive_cell=False, scale=False)
+    ref = AseAtomsAdaptor.get_structure(target)
+    for seed in range(2):
+        start = target.copy()
+        start.numbers = np.random.default_rng(seed).permutation(target.numbers)
+        (m,) = generate_representative_structures(target, cell=start, rng=seed)
+        assert m.info["grs_score"] < 1e-8
+        assert matcher.fit(ref, AseAtomsAdaptor.get_structure(m))
