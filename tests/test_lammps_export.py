@@ -224,7 +224,7 @@ def test_model_on_file_descriptors_gives_calculator_score(grs_setup, tmp_path):
     elems = d.species_of(atoms).astype(np.int32)
     _, energy = call_model(GRSMLIAPModel(objective, d.elements), elems, D)
     calc = GRSCalculator(target=objective.target, descriptor=d, weights=(1.0, 0.5),
-                         smoothing=1e-3, core_repulsion=False)
+                         smoothing=1e-3, rank_weights=objective.rank_weights, core_repulsion=False)
     assert energy.sum() == pytest.approx(calc.score(atoms), rel=1e-10)
 
 
