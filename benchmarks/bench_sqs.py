@@ -505,6 +505,7 @@ def write_markdown(path: Path, meta: dict, records: list[dict], methods: list[st
         f"{meta.get('load_at_end', 'n/a')})."
         + (" Records kept from earlier runs (`--resume`): " + "; ".join(
             f"`{h}`" for h in meta["history"]) + "." if meta.get("history") else ""), "",
+        *summary_lines(meta, records, methods),
         "## Machine", "", "| | |", "|---|---|",
         *[f"| {k} | {v} |" for k, v in meta["machine"]], "",
         "## Problem", "",
@@ -607,6 +608,22 @@ def write_markdown(path: Path, meta: dict, records: list[dict], methods: list[st
     path.write_text("\n".join(lines))
 
 
+def summary_lines(meta: dict, records: list[dict], methods: list[str]) -> list[str]:
+    """Cost per trial of the GRS methods over icet's, per case (details under each case)."""
+    parts = {}
+    for case in meta["cases"]:
+        by = {r["method"]: r for r in summarize(records, case, methods)}
+        if "icet" not in by or not by["icet"]["ms_per_trial"]:
+            continue
+        parts[case] = ", ".join(f"`{m}` {by[m]['ms_per_trial'] / by['icet']['ms_per_trial']:.2f}x"
+                                for m in ("grs", "grs_call", "grs_doc") if m in by)
+    if not parts:
+        return []
+    return ["Cost per trial step over icet's, this run (the machine was shared; see the load "
+            "averages): " + "; ".join(f"{c}: {v}" for c, v in parts.items()) + ". `grs_call` "
+            "includes building its potential on every call.", ""]
+
+
 def l12_alphas() -> tuple[float, float]:
     """alpha_1(Au, Cu) and alpha_2(Au, Au) of L1_2 Cu3Au: exactly -1/3 and -3."""
     atoms = bulk("Cu", "fcc", a=3.75, cubic=True)
@@ -700,6 +717,7 @@ OFF_MEASURES = [  # (key, header, format)
     ("de_relaxed_meV", "dE_EMT after EMT relaxation, meV/atom", "{:+.2f}"),
     ("msd", "MSD from sites, A^2", "{:.5f}"),
     ("msd_emt", "MSD after EMT relaxation, A^2", "{:.5f}"),
+    ("emt_relax_steps", "EMT relaxation steps", "{:.0f}"),
     ("a_cell", "a of the cell, A", "{:.4f}"),
     ("grs_score", "GRS score", "{:.4f}"),
 ]
@@ -873,7 +891,7 @@ def offlattice_lines(data: dict) -> list[str]:
             "| structure | runs | " + " | ".join(h for _, h, _ in OFF_MEASURES) + " | wall s |",
             "|---|---:|" + "---:|" * (len(OFF_MEASURES) + 1),
             f"| relaxed alloy ({info['n_atoms']} atoms) | 1 | {info['wc_max13']:.3f} | +0.00 | "
-            f"+0.00 | {info['msd']:.5f} | {info['msd']:.5f} | "
+            f"+0.00 | {info['msd']:.5f} | {info['msd']:.5f} | {info['emt_steps']} | "
             f"{info['a_mean']:.4f} | - | - |",
         ]
         rows = {}
@@ -904,9 +922,40 @@ def offlattice_lines(data: dict) -> list[str]:
                 + "; GRS relaxation steps: " + ", ".join(str(r["grs_relax_steps"]) for r in rel)
                 + f" (of at most {gr['relax_steps']}); the occupation is the lattice SQS's in "
                 f"{sum(r['same_occupation'] for r in rel)}/{len(rel)} seeds.",
+                *reading_lines(info, rows, rel, lat, change),
                 "",
             ]
+    lines += [
+        "The reference energy is one random 864-atom realisation relaxed once; its finite-size "
+        "scatter shifts every row of a case alike, not their differences.", ""]
     return lines
+
+
+def reading_lines(info: dict, rows: dict, rel: list[dict], lat: dict,
+                  change: list[float]) -> list[str]:
+    """What the off-lattice table says, computed from it (so a rerun cannot contradict it)."""
+    med = float(np.median(change))
+    up = sum(c > 0 for c in change)
+    g = rows["grs_relaxed"]
+    after = max(abs(r["de_relaxed_meV"] - lat[r["seed"]]["de_relaxed_meV"]) for r in rel)
+    out = [
+        f"- Reading: the GRS relaxation {'raised' if med > 0 else 'lowered'} the EMT energy of "
+        f"the cell as made (median {med:+.2f} meV/atom; up in {up}/{len(change)} seeds). Its "
+        f"displacements are {g['msd'] / info['msd']:.1f}x the relaxed alloy's MSD and "
+        f"{g['msd'] / g['msd_emt']:.1f}x that of EMT's relaxation of the same cell, and point "
+        f"only partly the same way (median cosine {np.median([r['cos_emt'] for r in rel]):.2f}).",
+        f"- After EMT relaxation the GRS-relaxed and the lattice cell of a seed end within "
+        f"{after:.2f} meV/atom of each other; EMT needed a median "
+        f"{g['emt_relax_steps']:.0f} steps from the GRS-relaxed cell and "
+        f"{rows['grs_lattice']['emt_relax_steps']:.0f} from the lattice SQS.",
+    ]
+    if "icet" in rows:
+        i, lt = rows["icet"], rows["grs_lattice"]
+        out.append(f"- On the lattice: icet's SQS {i['de_asis_meV']:+.2f} / "
+                   f"{i['de_relaxed_meV']:+.2f} meV/atom (as is / EMT-relaxed), GRS's "
+                   f"{lt['de_asis_meV']:+.2f} / {lt['de_relaxed_meV']:+.2f}; max abs alpha 1-3 "
+                   f"{i['wc_max13']:.3f} and {lt['wc_max13']:.3f}.")
+    return out
 
 
 # --------------------------------------------------------------------------- main
