@@ -458,9 +458,10 @@ def _cmd_sample(args) -> int:
     if args.calculator:
         from .relaxation import relax
 
-        record = {"command": "sample", "model": args.model, "composition": args.composition,
-                  "spacegroups": args.spacegroups, "energies": args.energies, "n": args.n,
-                  "method": args.method, "steps": args.steps, "seed": args.seed}
+        # how the inputs of the relaxations were made: another sample must not resume them
+        record = {"model": args.model, "composition": args.composition, "spacegroups": args.spacegroups,
+                  "energies": args.energies, "n": args.n, "method": args.method,
+                  "sampling_steps": args.steps, "seed": args.seed, "strict": args.strict}
         valid = relax(valid, calculator=args.calculator, fmax=args.fmax, steps=args.relax_steps,
                       progress=args.progress, store=store, record=record,
                       keys=[f"sample {k}" for k, a in enumerate(structures) if "invalid" not in a.info])
@@ -846,6 +847,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ("ase_crystalgen.datasets.cache", "CacheError"),
         ("ase_crystalgen.datasets.aflow", "AflowError"),
         ("ase.io.formats", "UnknownFileTypeError"),
+        ("sqlite3", "Error"),  # a store that cannot be opened or written (disk full, read-only)
     ):
         cls = getattr(sys.modules.get(module), name, None)
         if cls is not None:

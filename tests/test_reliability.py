@@ -28,6 +28,17 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 DEADLINE = 600.0  # seconds a subprocess may take to reach a state; a safety net, not a timing
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Two OpenMP threads spin-waiting on a 2-core machine shared with another job slow torch
+    (CHGNet, sampling) tenfold; the subprocesses get OMP_NUM_THREADS=1 for the same reason."""
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _start(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "ase_crystalgen", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=ENV)
@@ -121,7 +132,7 @@ def test_screen_checks_its_inputs_before_any_work(tmp_path, capsys):
     base = [*SCREEN, "--out", str(out)]
     assert main([*base, "--known-phases", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"crystalgen: error: could not read frame 0 of known phases file {bad}")
+    assert err.startswith(f"crystalgen: error: could not read known phases file {bad}: ")
     assert err.count("\n") == 1
     assert not out.exists()  # nothing generated, no settings recorded
 
@@ -250,7 +261,55 @@ def test_relax_exits_1_when_nothing_converged_and_names_failed_frames(tmp_path, 
     assert len(ase.io.read(out, ":")) == 2  # written anyway, for a look
 
 
+def test_sample_relaxations_resume_and_refuse_another_sample(tmp_path, capsys):
+    out = tmp_path / "s.extxyz"
+    args = ["sample", MODEL, "--composition", "Cu3Au", "--spacegroups", "221", "--energies", "-0.05",
+            "-n", "2", "--steps", "20", "--calculator", "emt", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    store = _rows(Path(f"{out}.progress.db"))
+    first = ase.io.read(out, ":")
+    assert len(store) == 2
+    assert main(args) == 0  # the same samples: both relaxations come from the store
+    assert _rows(Path(f"{out}.progress.db")) == store
+    again = ase.io.read(out, ":")
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a.positions, b.positions)
+    capsys.readouterr()
+    assert main([*args, "--seed", "1"]) == 2
+    assert capsys.readouterr().err == (
+        f"crystalgen: error: {out}.progress.db holds a run with other settings (seed differ: seed: 0 there, "
+        "1 now); use --overwrite (overwrite=True) to start again, or choose another output\n"
+    )
+
+
 # --------------------------------------------------------------------------- grs
+def test_grs_interrupted_keeps_finished_members_and_resumes(tmp_path):
+    target = bulk("Cu", "fcc", a=3.75, cubic=True).repeat(2)
+    target.symbols[::4] = "Au"
+    ase.io.write(tmp_path / "t.extxyz", target)
+    out = tmp_path / "g.extxyz"
+    args = ("grs", str(tmp_path / "t.extxyz"), "--n-structures", "6", "--n-atoms", "8", "--relax-steps", "40",
+            "--nmax", "2", "1", "--lmax", "0", "1", "--out", str(out), "--no-progress")
+    proc = _start(*args)
+    start = time.monotonic()
+    while not out.exists():  # written by rename, so a reader sees whole files only
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() - start < DEADLINE
+        time.sleep(0.02)
+    rc, _, err = _stop(proc, signal.SIGINT)
+    assert rc == 130 and err.endswith("crystalgen: interrupted\n"), err
+    kept = ase.io.read(out, ":")
+    assert 1 <= len(kept) < 6
+    done = subprocess.run([sys.executable, "-m", "ase_crystalgen", *args], capture_output=True, text=True,
+                          env=ENV, timeout=DEADLINE)
+    assert done.returncode == 0, done.stderr
+    assert f"resuming: {len(kept)} of 6 structures already in {out}" in done.stdout
+    final = ase.io.read(out, ":")
+    assert len(final) == 6
+    for a, b in zip(kept, final):
+        np.testing.assert_array_equal(a.positions, b.positions)  # kept members were not made again
+
+
 def test_grs_refuses_to_resume_with_other_settings(tmp_path, capsys):
     target = bulk("Cu", "fcc", a=3.75, cubic=True)
     target.symbols[0] = "Au"
@@ -313,6 +372,10 @@ def test_corrupt_model_missing_weights_and_devices_are_one_line(tmp_path, capsys
         assert capsys.readouterr().err.startswith("crystalgen: error: device 'cuda': ")
     assert main([*sample, "--device", "gpu0"]) == 2
     assert capsys.readouterr().err.startswith("crystalgen: error: device 'gpu0' is not a torch device")
+    assert main([*sample, "--calculator", f"m3gnet:{tmp_path}"]) == 2  # no saved matgl model there
+    err = capsys.readouterr().err
+    assert err.startswith("crystalgen: error: ") and err.count("\n") == 1
+    assert f"{tmp_path} is not a saved matgl model" in err or "pip install 'ase_crystalgen[matgl]'" in err
 
 
 def test_score_names_the_file_and_frame_of_a_bad_frame_and_scores_the_rest(tmp_path, capsys):
@@ -357,3 +420,57 @@ def test_a_real_bug_keeps_its_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, "_cmd_models", broken)
     with pytest.raises(KeyError):
         cli.main(["models"])
+
+
+# --------------------------------------------------------------------------- help and names
+def _commands():
+    import argparse
+
+    from ase_crystalgen.cli import build_parser
+
+    def walk(parser, name):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    yield from walk(sub, f"{name} {sub_name}".strip())
+        yield name, parser
+
+    return list(walk(build_parser(), ""))
+
+
+def test_every_option_has_help_and_says_its_default():
+    import argparse
+
+    from ase_crystalgen.cli import _HelpFormatter
+
+    formatter = _HelpFormatter("crystalgen")
+    for name, parser in _commands():
+        assert parser.description or not name, f"crystalgen {name} has no description"
+        for action in parser._actions:
+            skip = (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)
+            if isinstance(action, skip):
+                continue
+            where = f"crystalgen {name} {'/'.join(action.option_strings) or action.dest}"
+            assert action.help and action.help != argparse.SUPPRESS, f"{where} has no help"
+            if action.option_strings and not action.required and action.default is not False:
+                text = formatter._get_help_string(action)
+                assert "default" in text, f"{where}: help does not say the default"
+
+
+def test_one_naming_scheme_with_the_old_spellings_kept():
+    from ase_crystalgen.cli import build_parser
+
+    parser = build_parser()
+    old = parser.parse_args(["sample", MODEL, "--composition", "Cu3Au", "--spacegroup", "221",
+                             "--energy=-0.1", "--relax", "emt"])
+    new = parser.parse_args(["sample", MODEL, "--composition", "Cu3Au", "--spacegroups", "221",
+                             "--energies=-0.1", "--calculator", "emt"])
+    assert vars(old) == vars(new)
+    assert parser.parse_args(["relax", "x.extxyz", "--steps", "7"]).relax_steps == 7
+    assert parser.parse_args(["relax", "x.extxyz", "--relax-steps", "7"]).relax_steps == 7
+    assert parser.parse_args(["screen", "--model", MODEL, "--composition", "Cu3Au", "--energies", "0",
+                              "--force"]).overwrite is True
+    for name, parser_ in _commands():
+        options = {s for a in parser_._actions for s in a.option_strings}
+        if "--no-progress" in options:
+            assert "--progress" in options, name

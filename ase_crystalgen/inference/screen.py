@@ -115,8 +115,9 @@ def _read_structures(path: str, what: str) -> list[Atoms]:
         for atoms in ase.io.iread(path, index=":"):
             frames.append(atoms)
     except Exception as exc:  # ASE raises many kinds for unknown or corrupt files
-        raise ValueError(f"could not read frame {len(frames)} of {what} file {path}: "
-                         f"{type(exc).__name__}: {exc}") from None
+        where = f"frame {len(frames)} of " if frames else ""
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"could not read {where}{what} file {path}: {msg}") from None
     if not frames:
         raise ValueError(f"{what} file {path} holds no structures")
     return frames
@@ -529,7 +530,8 @@ def _plot(rows: list[dict[str, Any]], path: Path, settings: ScreenSettings) -> N
     axes[1].axhline(0.0, color="k", lw=0.8)
     axes[1].set_xlabel("formation energy asked (eV/atom)")
     axes[1].set_ylabel("energy above hull (eV/atom)")
-    axes[1].legend(fontsize=7, ncol=2)
+    if relaxed:  # an empty legend is a matplotlib warning
+        axes[1].legend(fontsize=7, ncol=2)
     fig.suptitle(f"{settings.composition}: {len(relaxed)} relaxed candidates ({settings.model})")
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -128,8 +128,8 @@ def relax(
     keys : sequence of str, optional
         The structures' names in the store (default ``"0"``, ``"1"``, ...).
     record : dict, optional
-        More settings to record in a new store made from a path (e.g. where the inputs came
-        from), compared when resuming.
+        More settings to record beside those above in a new store made from a path (e.g. how
+        the inputs were made), compared when resuming; its keys must differ from theirs.
     desc : str, optional
         Label of the progress bar (default ``"relax (NAME)"``).
 
@@ -167,7 +167,11 @@ def relax(
     calc = get_calculator(calculator, device)
     label = calculator_name(calculator, calc)
     if store is not None and not isinstance(store, RelaxationStore):
-        recorded = {**settings, "calculator": label, "record": record}
+        recorded = {**settings, "calculator": label}
+        clash = sorted(set(record or {}) & set(recorded))
+        if clash:
+            raise ValueError(f"record repeats relaxation settings {', '.join(clash)}: give them other names")
+        recorded.update(record or {})
         if not isinstance(optimizer, str):
             recorded["optimizer"] = f"{optimizer.__module__}.{optimizer.__qualname__}"
         store = RelaxationStore(store, recorded)

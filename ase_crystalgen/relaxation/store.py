@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -106,13 +107,18 @@ class RelaxationStore:
             # no `with db:` anywhere: outside such a block every write is its own transaction
             self._db = connect(self.path, type="db")
             found = self._db.metadata.get("settings") if existed else None
-        except Exception as exc:  # sqlite3.DatabaseError and friends: not a database
+        except sqlite3.DatabaseError as exc:  # a file that is not an ASE database
             raise RunMismatch(f"relaxation store {self.path} is not readable ({exc}); remove it") from None
+        except sqlite3.Error as exc:
+            raise OSError(f"cannot open relaxation store {self.path}: {exc}") from None
         self.settings = settings
         if settings is not None:
             check_settings(found, settings, str(self.path), "use --overwrite (overwrite=True) to start again")
             if found is None:
-                self._db.metadata = {"settings": json.loads(json.dumps(settings))}
+                try:
+                    self._db.metadata = {"settings": json.loads(json.dumps(settings))}
+                except sqlite3.Error as exc:
+                    raise OSError(f"cannot write relaxation store {self.path}: {exc}") from None
 
     def __len__(self) -> int:
         return self._db.count("store_key")
