@@ -382,7 +382,7 @@ def write_markdown(path: Path, rows: list[dict], meta: dict, machine: list[tuple
         "## Problem", "",
         "Target: L1_2 AuCu3, 2x2x2 conventional fcc cell (32 sites, a = 3.75 A). GRS score: "
         "`GRSCalculator(target)` with the package defaults (mean and variance at weights "
-        "(1, 0.1), the paper's ACE basis, ranks 1-4 weighted 1 : 1e-2 : 1e-4 : 1e-6, "
+        "(1, 0.01), the paper's ACE basis, ranks 1-4 weighted 1 : 1e-2 : 1e-4 : 1e-6, "
         "pseudo-Huber smoothing 0.01), core repulsion on (zero on this lattice), except where "
         "a row names other settings. SA rows without a temperature use the default "
         "`temperature='auto'` and `n_steps` = the cap. "

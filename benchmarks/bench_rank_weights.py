@@ -1,7 +1,7 @@
 """Why hierarchical rank weights: 32-site fcc Cu-Au SQS for several weightings of the ACE ranks.
 
 For each setting, 4 seeds: a random occupation of the 2x2x2 conventional fcc cell with the
-exact composition is annealed with swaps (``SimulatedAnnealing(start, moves="swap", rng=seed)``,
+exact composition is annealed with swaps (``SimulatedAnnealing(start, moves="swap", rng=seed, n_steps=5000)``,
 package defaults otherwise) against a 4000-atom random alloy (10x10x10 cells, Vegard lattice
 parameter). The results are judged by measures the search does not use (``sqs_judges``):
 max |Warren-Cowley alpha| over shells 1-3, icet's SQS objective (cutoffs [7, 5]) and the
@@ -26,12 +26,14 @@ from ase_crystalgen import ACEDescriptor, GRSCalculator
 from ase_crystalgen.optimize import SimulatedAnnealing
 
 SETTINGS = {
-    "(8, 4, 2, 1), weights (1, 0.1)": dict(rank_weights=(8, 4, 2, 1)),
+    "(8, 4, 2, 1)": dict(rank_weights=(8, 4, 2, 1)),
     "(8, 4, 2, 1), weights (1,)": dict(rank_weights=(8, 4, 2, 1), weights=(1.0,)),
     "(1, 1, 0, 0), weights (1,)": dict(rank_weights=(1, 1, 0, 0), weights=(1.0,)),
     "(1, 0.1, 0.01, 0.001), weights (1,)": dict(rank_weights=(1, .1, .01, .001), weights=(1.0,)),
     "(1, 0.03, 1e-3, 3e-5)": dict(rank_weights=(1, 3e-2, 1e-3, 3e-5)),
-    "hierarchy (1, 1e-2, 1e-4, 1e-6): default": dict(),
+    "hierarchy (1, 1e-2, 1e-4, 1e-6), weights (1, 0.01): default": dict(),
+    "hierarchy, weights (1, 0.1)": dict(weights=(1.0, 0.1)),
+    "hierarchy, weights (1,)": dict(weights=(1.0,)),
     "(1, 1e-3, 1e-6, 1e-9)": dict(rank_weights=(1, 1e-3, 1e-6, 1e-9)),
     "(1, 0, 0, 0): pairs only": dict(rank_weights=(1, 0, 0, 0)),
     "hierarchy, scale 'group'": dict(scale="group"),
@@ -42,7 +44,7 @@ SETTINGS = {
 }
 
 
-def main(x: float = 0.25, seeds: int = 4) -> None:
+def main(x: float = 0.25, seeds: int = 5) -> None:
     a = (1 - x) * 3.61 + x * 4.08
     cell = bulk("Cu", "fcc", a=a, cubic=True).repeat(2)
     n_au = int(round(32 * x))
@@ -66,7 +68,7 @@ def main(x: float = 0.25, seeds: int = 4) -> None:
             start.numbers = np.random.default_rng(seed).permutation(
                 np.where(np.arange(32) < n_au, 79, 29))
             start.calc = calc
-            sa = SimulatedAnnealing(start, moves="swap", rng=seed)
+            sa = SimulatedAnnealing(start, moves="swap", rng=seed, n_steps=5000)
             sa.run()
             b = sa.best_atoms
             rows.append((warren_cowley(b, n_shells=6).max_abs(3), judge(b)["icet_objective"],

@@ -34,7 +34,8 @@ class GRSCalculator(Calculator):
     elements : extra elements candidates may contain (only used to build the default
         descriptor).
     weights : moment weights ``{order: alpha}`` or ``(alpha_1, alpha_2, ...)``; default
-        ``(1, 0.1)``: the mean, and the variance at a tenth of its weight.
+        ``(1, 0.01)``: the mean, and the variance at 1/100 of its weight (means first,
+        as for the ranks; docs/grs-core.md).
     core_repulsion : a :class:`CoreRepulsion`, ``True`` for the default, ``None``/``False``
         for none.
     rank_weights : share of the weight of each descriptor rank (body order minus one);

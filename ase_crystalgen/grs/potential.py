@@ -20,7 +20,7 @@ from .repulsion import CoreRepulsion
 
 #: the defaults every entry point shares (calculator, drivers, top-level call)
 DEFAULTS = {
-    "weights": (1.0, 0.1),
+    "weights": (1.0, 0.01),
     "scale": "rms",
     "rank_weights": "hierarchy",
     "smoothing": 1e-2,
