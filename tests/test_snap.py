@@ -215,6 +215,7 @@ def test_rattled_l12_relaxes_back_with_fire():
     # the plain |x| (smoothing 0) keeps the minimum sharp: with the default pseudo-Huber
     # smoothing the score is quartic in the displacements near a crystal target
     atoms.calc = GRSCalculator(t, descriptor=SNAPDescriptor(EL, twojmax=6), smoothing=0.0)
+    assert atoms.calc.objective.rank_weights is None  # SNAP groups are not body orders
     e0 = atoms.get_potential_energy()
     opt = FIRE(atoms, logfile=None)
     opt.run(fmax=1e-4, steps=500)

@@ -109,6 +109,8 @@ class ACEDescriptor(SpeciesBlockDescriptor):
     """
 
     progress_label = "ACE descriptors"
+    #: feature_ranks() are body orders minus one, so rank_weights="hierarchy" applies
+    ranks_are_body_orders = True
 
     def __init__(
         self,

@@ -131,6 +131,9 @@ class GRSPotential:
         if dt.n_features != descriptor.n_features:
             raise ValueError(f"target has {dt.n_features} features, the descriptor "
                              f"{descriptor.n_features}: they were made with different bases")
+        if isinstance(rank_weights, str) and rank_weights == "hierarchy" and not getattr(
+                descriptor, "ranks_are_body_orders", False):
+            rank_weights = None  # e.g. SNAP: its groups are angular orders, not body orders
         if (rank_weights is not None and getattr(dt, "groups", None) is None
                 and hasattr(descriptor, "feature_ranks")):
             dt.groups = descriptor.feature_ranks()
