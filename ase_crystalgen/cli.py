@@ -629,8 +629,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "the others are still scored (exit code 2).")
     p.add_argument("candidate", metavar="CANDIDATE", help="structure file (each frame scored)")
     p.add_argument("target", metavar="TARGET", help="structure file (all frames pooled)")
-    p.add_argument("--weights", nargs="+", type=float, default=[1.0, 1.0], metavar="W",
-                   help="weights of mean, variance, ...")
+    p.add_argument("--weights", nargs="+", type=float, default=[1.0, 0.01], metavar="W",
+                   help="weights of mean, variance, ... (the package default: 1 0.01)")
     p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs "
                    "(default: twice the sum of van der Waals radii)")
     p.set_defaults(func=_cmd_score)
@@ -647,8 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(extxyz, traj, db)")
     p.add_argument("--candidates", choices=["packing"], default="packing",
                    help="starting cells: random dense packings at the target's density")
-    p.add_argument("--weights", nargs="+", type=float, default=[1.0, 1.0], metavar="W",
-                   help="weights of mean, variance, ...")
+    p.add_argument("--weights", nargs="+", type=float, default=[1.0, 0.01], metavar="W",
+                   help="weights of mean, variance, ... (the package default: 1 0.01)")
     p.add_argument("--w-intra", type=float, default=1.0, help="weight of the joint term over the set")
     p.add_argument("--anneal-steps", type=int, default=0,
                    help="simulated-annealing steps per member before relaxing")
