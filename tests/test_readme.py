@@ -41,14 +41,6 @@ SMALLER = [
 #: shell sections whose crystalgen lines run for real (cheap: small models, few relaxations)
 RUN = {"Generating crystals"}
 
-#: python blocks that the GRS rewrite (another engineer's work in progress) may leave broken:
-#: heading -> the exception that is excused, with the reason; any other failure fails the test
-GRS_IN_PROGRESS = {
-    "Finding an ordering on a lattice": (NameError, "the block uses np without importing numpy; the GRS "
-                                                    "README sections are being rewritten"),
-}
-
-
 def _blocks() -> list[tuple[str, str, str, str]]:
     """(section, heading, language, code) of every fenced block, in order."""
     out, section, heading, lang, code = [], "", "", None, []
@@ -103,13 +95,7 @@ def test_python_block_runs(section, heading, tmp_path, monkeypatch):
     for s, h, lang, code in _blocks():
         if s != section or lang != "python":
             continue
-        try:
-            exec(compile(_shrunk(section, code), f"README.md: {h}", "exec"), namespace)
-        except Exception as exc:
-            excused = GRS_IN_PROGRESS.get(h)
-            if excused is not None and isinstance(exc, excused[0]):
-                pytest.xfail(f"README block {h!r}: {type(exc).__name__}: {exc} ({excused[1]})")
-            raise
+        exec(compile(_shrunk(section, code), f"README.md: {h}", "exec"), namespace)
         if h == heading:
             break
     _check_results(heading, namespace)
