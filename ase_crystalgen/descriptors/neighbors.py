@@ -10,10 +10,19 @@ import numpy as np
 from ase import Atoms
 from ase.neighborlist import neighbor_list
 
-try:
-    import vesin as _vesin
-except ImportError:  # pragma: no cover - vesin is a dependency, the fallback is kept
-    _vesin = None
+_VESIN: list = []  # [module or None], filled on first use
+
+
+def _vesin():
+    """vesin, imported on first use: it imports torch when torch is installed, which
+    would make ``import ase_crystalgen`` (and ``crystalgen --version``) take seconds."""
+    if not _VESIN:
+        try:
+            import vesin
+        except ImportError:  # pragma: no cover - vesin is a dependency, the fallback is kept
+            vesin = None
+        _VESIN.append(vesin)
+    return _VESIN[0]
 
 #: above this many candidate distances the dense search hands over to ASE's cell list
 DENSE_LIMIT = 400_000
@@ -41,9 +50,10 @@ def neighbor_pairs(atoms: Atoms, cutoff: float):
     cell = atoms.cell.array
     if N == 0:
         return np.zeros(0, int), np.zeros(0, int), np.zeros((0, 3))
-    if _vesin is not None:
+    vesin = _vesin()
+    if vesin is not None:
         box = cell if np.any(pbc) else np.zeros((3, 3))
-        nl = _vesin.NeighborList(cutoff=float(cutoff), full_list=True)
+        nl = vesin.NeighborList(cutoff=float(cutoff), full_list=True)
         i, j, vec = nl.compute(points=atoms.positions, box=box, periodic=pbc.tolist()
                                if np.any(pbc) else False, quantities="ijD")
         return i.astype(np.intp), j.astype(np.intp), vec
