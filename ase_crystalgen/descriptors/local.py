@@ -67,10 +67,9 @@ class LatticeBases:
                 phi[c, b] = M @ vals
         # column access: all pairs (i, j) of one neighbour j are contiguous
         order = np.argsort(uj, kind="stable")
-        self._centre = ui[order]
+        self._centre, self._neighbour = ui[order], uj[order]
         self._phi = np.ascontiguousarray(phi[:, :, order])
-        self._col = np.searchsorted(uj[order], np.arange(N + 1))
-        self._ui, self._uj, self._phi_by_row = ui, uj, phi
+        self._col = np.searchsorted(self._neighbour, np.arange(N + 1))
         self.A = self._bases_from_scratch()
         self._n_accepted = 0
 
@@ -79,15 +78,15 @@ class LatticeBases:
         d, N = self.descriptor, self.n_sites
         ns, na = len(d.elements), d.basis.n_a
         A = np.zeros((ns, N, ns * na))
-        sj = self.species[self._uj]
+        sj = self.species[self._neighbour]
         for b in range(ns):
             sel = sj == b
             if not np.any(sel):
                 continue
-            M = csr_matrix((np.ones(sel.sum()), (self._ui[sel], np.arange(sel.sum()))),
+            M = csr_matrix((np.ones(sel.sum()), (self._centre[sel], np.arange(sel.sum()))),
                            shape=(N, int(sel.sum())))
             for c in range(ns):
-                A[c, :, b * na:(b + 1) * na] = M @ self._phi_by_row[c, b][sel]
+                A[c, :, b * na:(b + 1) * na] = M @ self._phi[c, b][sel]
         return A
 
     def neighbours(self, site: int) -> np.ndarray:

@@ -283,11 +283,10 @@ class LocalGRS:
             self._sums = self._own_sums(self.B_local, self.species)
         if trial.token is not None and self._lattice is not None:
             self._lattice.accept(trial.token)
-        elif moved_any:
-            self._lattice = None  # the pair functions of the lattice no longer hold
-            self._core_free = None
-        elif self._lattice is not None:
-            self._lattice = None  # a full trial at the same geometry: rebuild lazily
+        else:  # moved atoms or a full trial: rebuild the lattice bases lazily
+            self._lattice = None
+            if moved_any:
+                self._core_free = None
         moved = np.max(np.linalg.norm(self.atoms.positions - self._ref_positions, axis=1))
         if trial.cell is not None or moved > 0.5 * self.skin:
             self._build_list()

@@ -319,10 +319,11 @@ class GRSObjective:
     def set_context(self, context) -> None:
         """Descriptors of the other structures of an ensemble (list of (n_k, F) arrays)."""
         if context is None or len(context) == 0:
-            self.context = None
+            self.context, self._context_sums = None, None
         else:
             self.context = np.concatenate([np.asarray(c, float) for c in context], 0)
             self._check(self.context)
+            self._context_sums = self.power_sums(self.context)
 
     def _check(self, B):
         if B.ndim != 2 or B.shape[1] != self.target.n_features:
@@ -455,10 +456,8 @@ class GRSObjective:
             Q += self.w_inter * self._q(self._moments_from_sums(S, n))
         if self.w_intra:
             if self.context is not None:
-                if getattr(self, "_ctx_sums_of", None) is not self.context:
-                    self._ctx_sums, self._ctx_sums_of = self.power_sums(self.context), self.context
                 Q += self.w_intra * self._q(self._moments_from_sums(
-                    S + self._ctx_sums, n + len(self.context)))
+                    S + self._context_sums, n + len(self.context)))
             else:
                 Q += self.w_intra * self._q(self._moments_from_sums(S, n))
         return Q
