@@ -28,16 +28,3 @@ def test_neighbour_lists_match_ase(rng, cutoff):
         ref = as_set(*neighbor_list("ijD", atoms, cutoff))
         assert as_set(*neighbor_pairs(atoms, cutoff)) == ref
         assert as_set(*dense_neighbor_pairs(atoms, cutoff)) == ref
-
-
-def test_import_is_light():
-    """``import ase_crystalgen`` loads neither torch (vesin imports it when present), numba,
-    pymatgen nor LAMMPS: they are imported where used."""
-    import subprocess
-    import sys
-
-    code = ("import sys, ase_crystalgen; "
-            "print(sorted(m for m in ('torch', 'numba', 'pymatgen', 'lammps', 'chgnet', 'vesin') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
