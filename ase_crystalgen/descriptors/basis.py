@@ -238,6 +238,13 @@ class ACEBasis:
             B += (self._s_out[rank] @ P.T).T
         return B
 
+    def evaluate_t(self, AT: np.ndarray) -> np.ndarray:
+        """:meth:`evaluate` of bases stored transposed, ``AT`` (n_species * n_a, n);
+        returns ``B`` transposed, (K, n) (the layout of the compiled loops)."""
+        if _kernels.enabled():
+            return _kernels.polynomial_t(AT, list(self.terms.values()), self.n_descriptors)
+        return np.ascontiguousarray(self.evaluate(AT.T).T)
+
     def vjp(self, A: np.ndarray, G: np.ndarray) -> np.ndarray:
         """``dL/dA`` given ``G = dL/dB`` (n, K)."""
         dA = np.zeros_like(A)

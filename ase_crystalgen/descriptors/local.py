@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from . import _kernels
 from .neighbors import neighbor_pairs
 
 
@@ -100,10 +101,11 @@ class LatticeBases:
     def propose(self, sites, new_species):
         """Descriptors after setting ``sites`` to ``new_species`` (species indices).
 
-        Returns ``(affected, rows, token)``: the sites whose descriptors change, their new
-        per-centre rows (len(affected), K) and what :meth:`accept` needs. Only the bases
-        of the affected sites as their (new) centre species are formed here; the bases for
-        every centre species are updated on :meth:`accept`.
+        Returns ``(affected, rows, token)``: the sites whose descriptors change (ordered
+        by their new species), their new per-centre rows (len(affected), K) and what
+        :meth:`accept` needs. Only the bases of the affected sites as their (new) centre
+        species are formed here; the bases for every centre species are updated on
+        :meth:`accept`.
         """
         sites = np.atleast_1d(np.asarray(sites, dtype=np.intp))
         new_species = np.atleast_1d(np.asarray(new_species, dtype=np.intp))
@@ -117,6 +119,14 @@ class LatticeBases:
             affected = np.unique(np.concatenate([sites] + [self.neighbours(s) for s in sites]))
         species = self.species.copy()
         species[sites] = new_species
+        # grouped by new species: each species' rows are contiguous for the power sums
+        affected = affected[np.argsort(species[affected], kind="stable")]
+        token = (sites, old_species, new_species)
+        basis = self.descriptor.basis
+        if _kernels.enabled():
+            AT = _kernels.lattice_bases(self.A, species, affected, sites, old_species,
+                                        new_species, self._col, self._centre, self._phi)
+            return affected, basis.evaluate_t(AT).T, token
         local = np.empty(self.n_sites, dtype=np.intp)
         local[affected] = np.arange(len(affected))
         A = self.A[species[affected], affected]  # (m, width): each site as its new species
@@ -127,8 +137,7 @@ class LatticeBases:
             q = np.arange(lo, hi)
             A[li, a * na:(a + 1) * na] -= self._phi[cc, a, q]
             A[li, b * na:(b + 1) * na] += self._phi[cc, b, q]
-        rows = self.descriptor.basis.evaluate(A)
-        return affected, rows, (sites, old_species, new_species)
+        return affected, basis.evaluate(A), token
 
     def accept(self, token) -> None:
         sites, old_species, new_species = token

@@ -79,9 +79,12 @@ class LocalGRS:
         self.atoms = atoms.copy()
         self.atoms.calc = None
         self.species = self.descriptor.species_of(self.atoms)
-        self.B_local = self._local_rows(self.descriptor.compute(self.atoms), self.species)
+        # per-centre rows stored transposed (features, atoms): each feature contiguous
+        self._BT = np.ascontiguousarray(
+            self._local_rows(self.descriptor.compute(self.atoms), self.species).T)
         self._lattice = None
         self._core_free = None
+        self._empty_powers = None
         self._n_accepted = 0
         self._build_list()
         self._sums = self._own_sums(self.B_local, self.species)
@@ -93,6 +96,11 @@ class LocalGRS:
     @property
     def _ns(self) -> int:
         return len(self.descriptor.elements)
+
+    @property
+    def B_local(self) -> np.ndarray:
+        """Per-centre descriptor rows (N, K) of the current structure (a view)."""
+        return self._BT.T
 
     @property
     def B(self) -> np.ndarray:
@@ -131,13 +139,36 @@ class LocalGRS:
             out[p] = onehot.T @ yp
         return out
 
+    def _replace_rows(self, rows, species, affected) -> np.ndarray:
+        """The power sums after the rows of ``affected`` become ``rows`` (m, K) of new
+        centre ``species`` (m,)."""
+        old = self.species[affected]
+        if not _kernels.enabled() or self.objective.max_order > 4:
+            return self._sums + self._own_sums(rows, species,
+                                               minus=(self.B_local[affected], old))
+        rowsT = rows.T
+        if not rowsT.flags.c_contiguous:
+            rowsT = np.ascontiguousarray(rowsT)
+        if len(affected) == len(self.atoms):  # every row replaced: sum the new ones
+            out = np.zeros_like(self._sums)
+        else:
+            out = self._sums.copy()
+            _kernels.add_power_sums_t(self._BT, old, self._shift, -1.0, out, sites=affected)
+        _kernels.add_power_sums_t(rowsT, species, self._shift, 1.0, out)
+        return out
+
+    @property
+    def _shift(self) -> np.ndarray:
+        ns, K = self._ns, self.descriptor.n_per_species
+        return self.objective.shift.reshape(ns, K)
+
     def _score(self, sums, counts) -> float:
         # atoms of other species hold zeros in a species block: (0 - shift)^p each
-        N, ns, K = len(self.atoms), self._ns, self.descriptor.n_per_species
-        shift = self.objective.shift.reshape(ns, K)
-        S = sums.copy()
-        for p in range(S.shape[0]):
-            S[p] += (N - counts)[:, None] * (-shift) ** (p + 1)
+        N = len(self.atoms)
+        if self._empty_powers is None:
+            self._empty_powers = np.stack([(-self._shift) ** (p + 1)
+                                           for p in range(self.objective.max_order)])
+        S = sums + (N - counts)[None, :, None] * self._empty_powers
         return float(self.objective.score_from_sums(S.reshape(S.shape[0], -1), N))
 
     # ------------------------------------------------------------------ pair lists
@@ -209,8 +240,7 @@ class LocalGRS:
         return trial
 
     def _trial(self, idx, numbers, positions, affected, rows, species, token=None) -> Trial:
-        sums = self._sums + self._own_sums(
-            rows, species[affected], minus=(self.B_local[affected], self.species[affected]))
+        sums = self._replace_rows(rows, species[affected], affected)
         counts = np.bincount(species, minlength=self._ns)
         self.n_local += 1
         return Trial(idx, numbers, positions, affected, rows, self._score(sums, counts),
@@ -274,7 +304,7 @@ class LocalGRS:
             self.atoms.set_cell(trial.cell)
         self.atoms.numbers = trial.numbers
         self.atoms.positions = trial.positions
-        self.B_local[trial.affected] = trial.rows
+        self._BT[:, trial.affected] = trial.rows.T
         self.species = trial.species
         self._sums, self._counts = trial.sums
         self.score, self.core_energy = trial.score, trial.core_energy

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..descriptors import _kernels
+
 #: ``rank_weights="hierarchy"``: each rank weighs this times the one below it. Measured
 #: on fcc Cu-Au SQS (docs/grs-search.md): 0.1 still lets the 3- and 4-body terms pull the
 #: pair correlations of shells 1-3 off by up to 0.33; 0.01 reproduces them exactly.
@@ -281,6 +283,7 @@ class GRSObjective:
         self.w_inter, self.w_intra = float(w_inter), float(w_intra)
         self.rank_weights = rank_weights
         self.feature_weights = self._feature_weights(target, rank_weights)
+        self._compiled_args = None  # the arrays of the compiled score, made on first use
         self.set_context(context)
 
     @staticmethod
@@ -453,14 +456,32 @@ class GRSObjective:
             raise ValueError("no descriptor rows: the structure has no atoms")
         Q = 0.0
         if self.w_inter:
-            Q += self.w_inter * self._q(self._moments_from_sums(S, n))
+            Q += self.w_inter * self._q_sums(S, n)
         if self.w_intra:
             if self.context is not None:
-                Q += self.w_intra * self._q(self._moments_from_sums(
-                    S + self._context_sums, n + len(self.context)))
+                Q += self.w_intra * self._q_sums(S + self._context_sums, n + len(self.context))
             else:
-                Q += self.w_intra * self._q(self._moments_from_sums(S, n))
+                Q += self.w_intra * self._q_sums(S, n)
         return Q
+
+    def _q_sums(self, S: np.ndarray, n: int) -> float:
+        """The distance of the moments of power sums ``S`` of ``n`` rows (compiled when
+        numba is there: a Monte Carlo trial's score without temporary arrays)."""
+        if not _kernels.enabled() or self.max_order > 4:
+            return self._q(self._moments_from_sums(S, n))
+        if self._compiled_args is None:
+            P, F = self.max_order, self.target.n_features
+            tmom, invs, alpha = np.zeros((P, F)), np.ones((P, F)), np.zeros(P)
+            for p, a in self.weights.items():
+                tmom[p - 1] = self.target.moments[p]
+                invs[p - 1] = 1.0 / self.target.scale**p
+                alpha[p - 1] = a
+            self._compiled_args = (np.ascontiguousarray(self.shift, dtype=float), tmom, invs,
+                                   np.ascontiguousarray(self.feature_weights, dtype=float),
+                                   alpha)
+        shift, tmom, invs, wf, alpha = self._compiled_args
+        return _kernels.moment_distance(np.ascontiguousarray(S), n, shift, tmom, invs, wf,
+                                        alpha, self.smoothing)
 
     def ensemble_score(self, Bs: Sequence[np.ndarray], grad: bool = True):
         """Joint (intra) score of several structures pooled (eq. 14) and the gradient
