@@ -389,7 +389,7 @@ def _cmd_train(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     try:
-        from .training.evaluate import evaluate_model
+        from .evaluation.evaluate import evaluate_model
     except ImportError as exc:
         raise InputError(f"evaluation needs torch: pip install 'ase_crystalgen[ml]' ({exc})") from None
     _check_device(args.device)
@@ -842,7 +842,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
     known: list[type[BaseException]] = [InputError, ValueError, OSError, RunMismatch]
     for module, name in (
-        ("ase_crystalgen.training.checkpoint", "CheckpointError"),
+        ("ase_crystalgen.models.io", "CheckpointError"),
         ("ase_crystalgen.relaxation.calculators", "CalculatorUnavailable"),
         ("ase_crystalgen.datasets.cache", "CacheError"),
         ("ase_crystalgen.datasets.aflow", "AflowError"),

@@ -29,10 +29,10 @@ from _machine import cpu_model, usable_cores  # benchmarks/ is on sys.path as th
 
 from ase_crystalgen.datasets import load_dataset
 from ase_crystalgen.datasets.torch_datasets import CrystalDataset
-from ase_crystalgen.generative import make_objective
+from ase_crystalgen.evaluation import evaluate_model
+from ase_crystalgen.generative import make_method
+from ase_crystalgen.inference.pipeline import LoadedModel, load_model, sample_tensors
 from ase_crystalgen.models import CrystalUNet, UNetConfig
-from ase_crystalgen.training.evaluate import evaluate_model
-from ase_crystalgen.training.sampling import LoadedModel, load_model, sample_tensors
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "generation.md"
 
@@ -46,10 +46,10 @@ def _batch(data, n):
 def sampling_rate(loaded, batch, steps, method=None, repeats=2) -> float:
     cond = {k: v for k, v in batch.items() if k not in ("x", "index")}
     gen = torch.Generator().manual_seed(0)
-    sample_tensors(loaded, cond, method=method, steps=2, generator=gen)  # warm-up
+    sample_tensors(loaded, cond, sampler=method, steps=2, generator=gen)  # warm-up
     t0 = time.perf_counter()
     for _ in range(repeats):
-        sample_tensors(loaded, cond, method=method, steps=steps, generator=gen)
+        sample_tensors(loaded, cond, sampler=method, steps=steps, generator=gen)
     return repeats * len(batch["x"]) / (time.perf_counter() - t0)
 
 
@@ -107,12 +107,12 @@ def main(argv=None) -> int:
     batch = _batch(data, 256)
     flow_rate = sampling_rate(loaded, batch, 100)
     ddim_model = CrystalUNet(UNetConfig.from_dict(loaded.meta["model_config"])).eval()
-    ddim = LoadedModel(ddim_model, make_objective("ddpm"), loaded.scaler, loaded.meta, loaded.device)
+    ddim = LoadedModel(ddim_model, make_method("ddpm"), loaded.scaler, loaded.meta, loaded.device)
     ddim_rate = sampling_rate(ddim, batch, 100, method="ddim")
     train_batch = _batch(data, 128)
     model = CrystalUNet(UNetConfig.from_dict(loaded.meta["model_config"]))
-    flow_train = training_rate(model, make_objective("flow-uniform"), loaded.scaler, train_batch)
-    ddpm_train = training_rate(model, make_objective("ddpm"), loaded.scaler, train_batch)
+    flow_train = training_rate(model, make_method("flow-uniform"), loaded.scaler, train_batch)
+    ddpm_train = training_rate(model, make_method("ddpm"), loaded.scaler, train_batch)
 
     card = loaded.meta.get("card", {})
     hw = card.get("hardware", {})

@@ -35,8 +35,8 @@ def main(quick: bool = False, workdir: str | Path = "train-generator") -> dict:
         generate_polymorphs,
         write_synthetic_set,
     )
+    from ase_crystalgen.evaluation import evaluate_model
     from ase_crystalgen.training import TrainConfig, train
-    from ase_crystalgen.training.evaluate import evaluate_model
 
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from ase_crystalgen.datasets import load_dataset
+from ase_crystalgen.inference.pipeline import load_model
 from ase_crystalgen.inference.pretrained import MODELS_DIR
-from ase_crystalgen.training.checkpoint import save_model_dir
-from ase_crystalgen.training.sampling import load_model
+from ase_crystalgen.models.io import save_pretrained
 from ase_crystalgen.training.trainer import energy_change_range
 
 
@@ -76,9 +76,9 @@ def main() -> None:
         card["metrics"] = _metrics(args.evaluation)
     if args.note:
         card["note"] = args.note
-    out = save_model_dir(
-        MODELS_DIR / args.name, loaded.model, meta["model_config"], meta["objective"], meta["scaler"],
-        meta["data_schema"], card, weights_dtype=None if args.float32 else torch.float16,
+    out = save_pretrained(
+        MODELS_DIR / args.name, loaded.model, objective=meta["objective"], scaler=meta["scaler"],
+        data_schema=meta["data_schema"], card=card, weights_dtype=None if args.float32 else torch.float16,
     )
     size = sum(p.stat().st_size for p in out.iterdir())
     print(f"wrote {out} ({size / 1e6:.2f} MB)")

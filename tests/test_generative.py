@@ -17,7 +17,7 @@ pytest.importorskip("diffusers")
 
 from ase_crystalgen import generative as gen  # noqa: E402
 from ase_crystalgen.generative import (  # noqa: E402
-    OBJECTIVES,
+    METHODS,
     FlowPath,
     StructureScaler,
     ddim_scheduler,
@@ -26,10 +26,10 @@ from ase_crystalgen.generative import (  # noqa: E402
     euler_sample,
     exact_epsilon_gaussian,
     exact_epsilon_point,
-    make_objective,
+    make_method,
     make_scheduler,
     masked_loss,
-    objective_from_dict,
+    method_from_dict,
     pbc_loss,
     periodic_loss,
     structure_loss,
@@ -454,9 +454,9 @@ def oracle(name, objective, batch):
     return velocity
 
 
-@pytest.mark.parametrize("name", list(OBJECTIVES))
+@pytest.mark.parametrize("name", list(METHODS))
 def test_objective_loss_is_finite_with_gradients_and_deterministic(name):
-    objective = make_objective(name)
+    objective = make_method(name)
     batch = make_batch(modification=objective.needs_init)
     model = TinyNet(init=name == "palette")
     loss, logs = objective.loss(model, batch, torch.Generator().manual_seed(0))
@@ -472,9 +472,9 @@ def test_objective_loss_is_finite_with_gradients_and_deterministic(name):
         assert other.item() != loss.item()
 
 
-@pytest.mark.parametrize("name", list(OBJECTIVES))
+@pytest.mark.parametrize("name", list(METHODS))
 def test_objective_loss_vanishes_for_an_oracle(name):
-    objective = make_objective(name)
+    objective = make_method(name)
     batch = make_batch(dtype=torch.float64, modification=objective.needs_init)
     for seed in range(3):
         loss, _ = objective.loss(oracle(name, objective, batch), batch, torch.Generator().manual_seed(seed))
@@ -483,18 +483,22 @@ def test_objective_loss_vanishes_for_an_oracle(name):
             assert loss.item() == 0.0
     if name == "regression":
         for coords in ("plain", "pbc"):
-            obj = make_objective(name, coords=coords, kind="norm")
+            obj = make_method(name, coords=coords, kind="norm")
             assert obj.loss(oracle(name, obj, batch), batch)[0].item() == 0.0
 
 
-@pytest.mark.parametrize("name", list(OBJECTIVES))
+@pytest.mark.parametrize("name", list(METHODS))
 def test_objective_samples_land_on_the_target_of_an_oracle(name):
-    objective = make_objective(name)
+    objective = make_method(name)
     batch = make_batch(dtype=torch.float64, modification=objective.needs_init)
     cond = gen.condition(batch)
     steps = {"ddpm": 50, "palette": 50}.get(name)
     out = objective.sample(
-        oracle(name, objective, batch), cond, batch.get("x_init"), steps, torch.Generator()
+        oracle(name, objective, batch),
+        cond,
+        x_init=batch.get("x_init"),
+        steps=steps,
+        generator=torch.Generator(),
     )
     keep = gen.real_rows(batch["mask"])
     assert out.shape == batch["x"].shape and out.dtype == torch.float64
@@ -505,27 +509,32 @@ def test_objective_samples_land_on_the_target_of_an_oracle(name):
     assert diff.abs().max().item() < 1e-5
 
 
-@pytest.mark.parametrize("name", list(OBJECTIVES))
+@pytest.mark.parametrize("name", list(METHODS))
 def test_objective_samples_are_reproducible_and_padded_with_zeros(name):
-    objective = make_objective(name)
+    objective = make_method(name)
     batch = make_batch(modification=objective.needs_init)
     model = TinyNet(init=name == "palette")
     torch.nn.init.normal_(model.out.weight)
     cond = gen.condition(batch, keep_init=name == "palette")
     runs = [
-        objective.sample(model, cond, batch.get("x_init"), 5, torch.Generator().manual_seed(3)) for _ in "ab"
+        objective.sample(
+            model, cond, x_init=batch.get("x_init"), steps=5, generator=torch.Generator().manual_seed(3)
+        )
+        for _ in "ab"
     ]
     assert torch.equal(runs[0], runs[1])
     assert torch.all(runs[0][~gen.real_rows(batch["mask"])] == 0) and torch.all(torch.isfinite(runs[0]))
     if objective.needs_init and name != "palette":
         return
-    other = objective.sample(model, cond, batch.get("x_init"), 5, torch.Generator().manual_seed(4))
+    other = objective.sample(
+        model, cond, x_init=batch.get("x_init"), steps=5, generator=torch.Generator().manual_seed(4)
+    )
     assert not torch.equal(runs[0], other)
 
 
-@pytest.mark.parametrize("name", list(OBJECTIVES))
+@pytest.mark.parametrize("name", list(METHODS))
 def test_the_model_never_sees_data_in_padding_rows(name):
-    objective = make_objective(name, sigma=0.3) if "flow" in name else make_objective(name)
+    objective = make_method(name, sigma=0.3) if "flow" in name else make_method(name)
     batch = make_batch(modification=objective.needs_init)
     batch["x"][~gen.real_rows(batch["mask"])] = 7.0  # stray values in the input must not leak
     padding = ~gen.real_rows(batch["mask"])
@@ -536,7 +545,8 @@ def test_the_model_never_sees_data_in_padding_rows(name):
         return torch.randn(x.shape, generator=torch.Generator().manual_seed(len(calls)))
 
     objective.loss(spy, batch, torch.Generator().manual_seed(0))
-    objective.sample(spy, gen.condition(batch, keep_init=True), batch.get("x_init"), 4, torch.Generator())
+    cond = gen.condition(batch, keep_init=True)
+    objective.sample(spy, cond, x_init=batch.get("x_init"), steps=4, generator=torch.Generator())
     assert calls and all(torch.all(x[padding] == 0) for x, _ in calls)
     if name in ("ddpm", "palette"):  # diffusion: integer step indices 0..999
         assert all(torch.equal(t, t.round()) and t.min() >= 0 and t.max() <= 999 for _, t in calls)
@@ -545,11 +555,11 @@ def test_the_model_never_sees_data_in_padding_rows(name):
 def test_generation_sources_and_modification_inputs():
     mask = make_batch(B=3, max_atoms=5)["mask"][2:].expand(4000, -1).clone()
     g = torch.Generator().manual_seed(12)
-    uniform = make_objective("flow-uniform").source(mask, torch.zeros(4000, 9, 3), g)
+    uniform = make_method("flow-uniform").source(mask, torch.zeros(4000, 9, 3), g)
     assert uniform[mask].min() >= -1 and uniform[mask].max() < 1
     assert uniform[mask].std().item() == pytest.approx(2 / math.sqrt(12), rel=0.03)
     assert uniform[:, -3:].std().item() == pytest.approx(1.0, rel=0.03)  # lattice rows: N(0, 1)
-    assert make_objective("flow-uniform").periodic and not make_objective("flow-normal").periodic
+    assert make_method("flow-uniform").periodic and not make_method("flow-normal").periodic
     seen = {}
 
     def spy(x, t, cond):
@@ -557,20 +567,20 @@ def test_generation_sources_and_modification_inputs():
         return x
 
     mod = make_batch(modification=True)
-    make_objective("regression").loss(spy, mod)
+    make_method("regression").loss(spy, mod)
     assert (
         torch.equal(seen["x"], mod["x_init"]) and torch.all(seen["t"] == 0) and "x_init" not in seen["cond"]
     )
-    make_objective("palette").loss(spy, mod, torch.Generator().manual_seed(0))
+    make_method("palette").loss(spy, mod, torch.Generator().manual_seed(0))
     assert torch.equal(seen["cond"]["x_init"], mod["x_init"]) and seen["t"].max() < 1000
-    make_objective("modification-flow").loss(spy, mod, torch.Generator().manual_seed(0))
+    make_method("modification-flow").loss(spy, mod, torch.Generator().manual_seed(0))
     assert "x_init" not in seen["cond"] and seen["t"].max() <= 1000  # flow time reaches the model x1000
-    with pytest.raises(ValueError, match="the 'palette' objective modifies a structure: pass x_init"):
-        make_objective("palette").sample(spy, gen.condition(mod))
+    with pytest.raises(ValueError, match="the 'palette' method modifies a structure: pass x_init"):
+        make_method("palette").sample(spy, gen.condition(mod))
 
 
 def test_objective_registry_and_config_round_trip():
-    assert set(OBJECTIVES) == {
+    assert set(METHODS) == {
         "ddpm",
         "flow-normal",
         "flow-uniform",
@@ -578,22 +588,57 @@ def test_objective_registry_and_config_round_trip():
         "modification-flow",
         "palette",
     }
-    for name in OBJECTIVES:
-        objective = make_objective(name)
+    for name in METHODS:
+        objective = make_method(name)
         config = json.loads(json.dumps(objective.to_dict()))
         assert config["name"] == name
-        again = objective_from_dict(config)
+        again = method_from_dict(config)
         assert type(again) is type(objective) and again.to_dict() == config
-    custom = make_objective("ddpm", method="ddim", inference_steps=20, eta=0.5)
-    assert objective_from_dict(custom.to_dict()).to_dict()["inference_steps"] == 20
+    custom = make_method("ddpm", method="ddim", inference_steps=20, eta=0.5)
+    assert method_from_dict(custom.to_dict()).to_dict()["inference_steps"] == 20
     with pytest.raises(ValueError, match="unknown objective 'gan'; choose from ddpm, flow-normal"):
-        make_objective("gan")
+        make_method("gan")
     with pytest.raises(ValueError, match="unknown diffusion sampler 'ddxm'"):
-        make_objective("ddpm", method="ddxm")
+        make_method("ddpm", method="ddxm")
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_method_declares_its_samplers_and_refuses_others(name):
+    method = make_method(name)
+    batch = make_batch(modification=method.needs_init)
+    model = TinyNet(init=name == "palette")
+    cond = gen.condition(batch, keep_init=name == "palette")
+    expected = {"ddpm": ("ddim", "ddpm"), "palette": ("ddim", "ddpm"), "regression": ("regression",)}
+    assert method.samplers == expected.get(name, ("flow",))
+    x_init = batch.get("x_init")
+    for sampler in method.samplers:  # each declared sampler runs through the one signature
+        out = method.sample(model, cond, x_init=x_init, steps=3, generator=torch.Generator(), sampler=sampler)
+        assert out.shape == batch["x"].shape
+    with pytest.raises(ValueError, match=rf"the '{name}' method samples with .*, not 'heun'"):
+        method.sample(model, cond, x_init=x_init, steps=3, generator=torch.Generator(), sampler="heun")
+    with pytest.raises(TypeError, match="takes no option"):
+        method.sample(model, cond, x_init=x_init, steps=3, generator=torch.Generator(), temperature=2.0)
+
+
+def test_ddim_and_ddpm_samplers_differ_and_ddim_without_noise_is_deterministic():
+    method = make_method("ddpm")
+    batch = make_batch()
+    model = TinyNet()
+    torch.nn.init.normal_(model.out.weight)
+    cond = gen.condition(batch)
+
+    def run(sampler, seed):
+        return method.sample(
+            model, cond, steps=5, generator=torch.Generator().manual_seed(seed), sampler=sampler
+        )
+
+    assert not torch.equal(run("ddim", 0), run("ddpm", 0))
+    # DDIM with eta=0 draws only the starting noise: the same seed gives the same samples
+    assert torch.equal(run("ddim", 0), run("ddim", 0))
 
 
 def test_no_device_is_hard_coded():
-    for module in (gen.losses, gen.scaling, gen.flow, gen.diffusion, gen.objectives):
+    for module in (gen.losses, gen.scaling, gen.flow, gen.diffusion, gen.methods):
         source = inspect.getsource(module).lower()
         for pattern in ('"cuda', "'cuda", ".cuda("):
             assert pattern not in source, (module.__name__, pattern)
@@ -602,12 +647,14 @@ def test_no_device_is_hard_coded():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_objectives_follow_the_device_of_the_batch():
     device = torch.device("cuda")
-    for name in OBJECTIVES:
-        objective = make_objective(name)
+    for name in METHODS:
+        objective = make_method(name)
         batch = {k: v.to(device) for k, v in make_batch(modification=objective.needs_init).items()}
         model = TinyNet(init=name == "palette").to(device)
         loss, _ = objective.loss(model, batch, torch.Generator().manual_seed(0))  # CPU generator
         assert loss.device.type == "cuda"
         cond = gen.condition(batch, keep_init=name == "palette")
-        out = objective.sample(model, cond, batch.get("x_init"), 3, torch.Generator().manual_seed(0))
+        out = objective.sample(
+            model, cond, x_init=batch.get("x_init"), steps=3, generator=torch.Generator().manual_seed(0)
+        )
         assert out.device.type == "cuda"

@@ -21,7 +21,7 @@ from ase_crystalgen.inference import (  # noqa: E402
     parse_energy_grid,
 )
 from ase_crystalgen.inference.conditions import spacegroup_list, wyckoff_compatible  # noqa: E402
-from ase_crystalgen.training.checkpoint import CheckpointError  # noqa: E402
+from ase_crystalgen.models.io import CheckpointError  # noqa: E402
 
 
 @pytest.fixture(scope="module")

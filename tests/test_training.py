@@ -12,14 +12,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from ase_crystalgen.datasets import build_dataset  # noqa: E402
-from ase_crystalgen.training import (  # noqa: E402
-    CheckpointError,
-    TrainConfig,
-    load_checkpoint,
-    load_config,
-    train,
-)
-from ase_crystalgen.training.sampling import decode, load_model, sample_tensors  # noqa: E402
+from ase_crystalgen.inference.pipeline import decode, load_model, sample_tensors  # noqa: E402
+from ase_crystalgen.models.io import CheckpointError, load_checkpoint  # noqa: E402
+from ase_crystalgen.training import TrainConfig, load_config, train  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_datasets import make_structures, write_cdvae_csv  # noqa: E402

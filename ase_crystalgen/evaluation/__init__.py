@@ -10,6 +10,7 @@ from .metrics import (
 )
 
 __all__ = [
+    "evaluate_model",
     "MATCHER_OPTIONS",
     "TOLERANCES",
     "EvaluationResult",
@@ -17,3 +18,12 @@ __all__ = [
     "match_samples",
     "structure_validity",
 ]
+
+
+def __getattr__(name):
+    # evaluate_model samples with torch: imported on first use
+    if name == "evaluate_model":
+        from .evaluate import evaluate_model
+
+        return evaluate_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,8 @@
 
 Losses on structure matrices (plain, the paper's PBC loss, minimum-image), the model-space
 scaler, the flow-matching path and Euler sampler, diffusers-based diffusion helpers, and the
-six training methods of the paper behind one registry. See docs/generative.md.
+six generative methods of the paper (loss + samplers, :mod:`.methods`) behind one registry.
+See docs/generative.md.
 """
 
 from .diffusion import (
@@ -29,26 +30,26 @@ from .losses import (
     structure_loss,
     zero_padding,
 )
-from .objectives import (
-    OBJECTIVES,
+from .methods import (
+    METHODS,
     FlowNormal,
     FlowUniform,
     GenerationDiffusion,
     GenerationFlow,
+    GenerativeMethod,
     ModificationFlow,
     ModificationPalette,
     ModificationRegression,
-    Objective,
     condition,
-    make_objective,
-    objective_from_dict,
+    make_method,
+    method_from_dict,
 )
 from .scaling import COORD_ORIGIN, COORD_PERIOD, StructureScaler, wrap_coordinates
 
 __all__ = [
     "COORD_ORIGIN",
     "COORD_PERIOD",
-    "OBJECTIVES",
+    "METHODS",
     "FlowNormal",
     "FlowPath",
     "FlowUniform",
@@ -57,7 +58,7 @@ __all__ = [
     "ModificationFlow",
     "ModificationPalette",
     "ModificationRegression",
-    "Objective",
+    "GenerativeMethod",
     "StructureScaler",
     "add_noise",
     "condition",
@@ -68,10 +69,10 @@ __all__ = [
     "exact_epsilon_gaussian",
     "exact_epsilon_point",
     "lattice_mask",
-    "make_objective",
+    "make_method",
     "make_scheduler",
     "masked_loss",
-    "objective_from_dict",
+    "method_from_dict",
     "pbc_loss",
     "periodic_difference",
     "periodic_loss",

@@ -1,16 +1,15 @@
 """``CrystalGenerator`` and ``CrystalModifier``: trained models as ``ase.Atoms`` in, ``ase.Atoms`` out.
 
-Both wrap a loaded model (:func:`ase_crystalgen.training.sampling.load_model`) and its card.
-They turn the user's conditions into the model's tensors (checked against what the model
-supports and what it saw in training, :mod:`.conditions`), call the objective's sampler in
-batches with one ``torch.Generator`` seeded from ``seed``, and decode to ``ase.Atoms`` that
+Both wrap a loaded model (:func:`.pipeline.load_model`) and its card. They check the user's
+conditions against what the model supports and what it saw in training (:mod:`.conditions`),
+then run the one pipeline (:mod:`.pipeline`: condition tensors, the method's sampler in
+batches with one ``torch.Generator`` seeded from ``seed``, decoding) to ``ase.Atoms`` that
 carry their conditions, the model and the seed in ``atoms.info``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
@@ -79,7 +78,7 @@ class _ModelUser:
         if loaded.task != self.task:
             other = "CrystalModifier" if loaded.task == "modification" else "CrystalGenerator"
             raise ValueError(
-                f"{name or 'this model'} is a {loaded.task} model ({loaded.objective.name}); use {other}"
+                f"{name or 'this model'} is a {loaded.task} model ({loaded.method.name}); use {other}"
             )
         self.loaded = loaded
         self.name = name or str(loaded.meta.get("card", {}).get("name", "model"))
@@ -92,7 +91,7 @@ class _ModelUser:
         ``device`` is ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"`` or ``"auto"``. A training
         run's ``checkpoint.pt`` (or its directory) loads too, with its EMA weights.
         """
-        from ..training.sampling import load_model
+        from .pipeline import load_model
 
         path = resolve_model(name_or_path)
         loaded = load_model(path, _device(device))
@@ -110,40 +109,23 @@ class _ModelUser:
 
     @property
     def methods(self) -> tuple[str, ...]:
-        """Samplers this model's objective offers (the first is the default)."""
-        objective = self.loaded.objective
-        if "method" in inspect.signature(objective.sample).parameters:
-            return ("ddim", "ddpm")
-        return ("flow",) if "flow" in objective.name else (objective.name,)
+        """Samplers this model's generative method declares (the first is the default)."""
+        return tuple(self.loaded.method.samplers)
 
-    def _method(self, method: str | None) -> str | None:
+    def _sampler(self, method: str | None) -> str:
         if method is None:
-            return self.methods[0] if self.methods[0] in ("ddim", "ddpm") else None
+            return self.methods[0]
         if method not in self.methods:
             raise ValueError(
-                f"{self.name} was trained with {self.loaded.objective.name}; its samplers are "
+                f"{self.name} was trained with {self.loaded.method.name}; its samplers are "
                 f"{', '.join(self.methods)}, not {method!r}"
             )
-        return method if method in ("ddim", "ddpm") else None
+        return method
 
     def _cond(self, rows: list[np.ndarray], spacegroups: list[int], energies: list[float]):
-        import torch
+        from .pipeline import condition_tensors
 
-        from ..representation.elements import element_properties, one_hot
-        from ..representation.spacegroups import spacegroup_operations
-        from ..representation.tensors import n_rows
-
-        r = n_rows(self.max_atoms)
-        mask = np.zeros((len(rows), r), dtype=bool)
-        for b, z in enumerate(rows):
-            mask[b, : len(z)] = True
-        return {
-            "mask": torch.as_tensor(mask),
-            "elements": torch.as_tensor(np.stack([one_hot(z, length=r) for z in rows])),
-            "properties": torch.as_tensor(np.stack([element_properties(z, length=r) for z in rows])),
-            "spacegroup_ops": torch.as_tensor(np.stack([spacegroup_operations(s) for s in spacegroups])),
-            "energy": torch.as_tensor(np.asarray(energies, dtype=np.float32)),
-        }
+        return condition_tensors(rows, spacegroups, energies, self.max_atoms)
 
     def _generator(self, seed: int):
         import torch
@@ -152,12 +134,12 @@ class _ModelUser:
         generator.manual_seed(int(seed))
         return generator
 
-    def _info(self, method: str | None, steps: int | None, seed: int) -> dict[str, Any]:
-        default_steps = getattr(self.loaded.objective, "inference_steps", 1)
+    def _info(self, sampler: str, steps: int | None, seed: int) -> dict[str, Any]:
+        default_steps = getattr(self.loaded.method, "inference_steps", 1)
         return {
             "model": self.name,
-            "objective": self.loaded.objective.name,
-            "method": method or self.methods[0],
+            "objective": self.loaded.method.name,
+            "method": sampler,
             "steps": int(default_steps if steps is None else steps),
             "seed": int(seed),
         }
@@ -301,11 +283,11 @@ class CrystalGenerator(_ModelUser):
         """Sample ``jobs`` = [(atom rows, info)] in batches with one seeded generator."""
         from tqdm.auto import tqdm
 
-        from ..training.sampling import decode, sample_tensors
+        from .pipeline import decode, sample_tensors
 
-        method_arg = self._method(method)
+        sampler = self._sampler(method)
         generator = self._generator(seed)
-        base = self._info(method_arg or method, steps, seed)
+        base = self._info(sampler, steps, seed)
         out: list[Atoms] = []
         # the bar counts network evaluations (sampler steps) of every batch, so that a batch of
         # hundreds of structures does not sit at 0 % until it is done
@@ -323,7 +305,7 @@ class CrystalGenerator(_ModelUser):
                 x = sample_tensors(
                     loaded,
                     self._cond(rows, sgs, energies),
-                    method=method_arg,
+                    sampler=sampler,
                     steps=steps,
                     generator=generator,
                 )
@@ -381,7 +363,7 @@ class CrystalModifier(_ModelUser):
 
         from ..representation.spacegroups import validate_spacegroup
         from ..representation.tensors import atoms_to_tensors
-        from ..training.sampling import decode, sample_tensors
+        from .pipeline import decode, sample_tensors
 
         single = isinstance(atoms, Atoms)
         structures = [atoms] if single else list(atoms)
@@ -417,9 +399,9 @@ class CrystalModifier(_ModelUser):
             self.domain.check_energy(changes[k], strict, change=True)
             encoded.append(t)
             targets_sg.append(sg)
-        method_arg = self._method(method)
+        sampler = self._sampler(method)
         generator = self._generator(seed)
-        base = self._info(method_arg or method, steps, seed)
+        base = self._info(sampler, steps, seed)
         out: list[Atoms] = []
         for start in range(0, len(encoded), batch_size):
             idx = range(start, min(start + batch_size, len(encoded)))
@@ -427,7 +409,7 @@ class CrystalModifier(_ModelUser):
             cond = self._cond(rows, [targets_sg[i] for i in idx], [changes[i] for i in idx])
             x_init = torch.as_tensor(np.stack([encoded[i].x for i in idx]), dtype=torch.float32)
             x = sample_tensors(
-                self.loaded, cond, x_init=x_init, method=method_arg, steps=steps, generator=generator
+                self.loaded, cond, x_init=x_init, sampler=sampler, steps=steps, generator=generator
             )
             info = [
                 {

@@ -1,7 +1,7 @@
 """The models shipped with the package, and finding a model by name or path.
 
 Each shipped model is a model directory (``model.json`` + ``weights.pt``, see
-:mod:`ase_crystalgen.training.checkpoint`) under ``ase_crystalgen/data/models/NAME``; its
+:mod:`ase_crystalgen.models.io`) under ``ase_crystalgen/data/models/NAME``; its
 ``card`` says what it was trained on, how well it does and on what hardware it was made.
 """
 

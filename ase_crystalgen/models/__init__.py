@@ -2,7 +2,8 @@
 
 :class:`CrystalUNet` is the paper's conditional 1D UNet, configured by :class:`UNetConfig`
 (``UNetConfig.small()`` for CPU training, ``UNetConfig.paper()`` for the published size). All
-objectives call it as ``model(x, t, cond)``; see ``docs/models.md``.
+generative methods call it as ``model(x, t, cond)``; see ``docs/models.md``. Model
+directories and checkpoints: :mod:`.io` (``save_pretrained``, ``from_pretrained``).
 """
 
 from .conditioning import (
@@ -13,9 +14,11 @@ from .conditioning import (
     TimeEmbedding,
     timestep_embedding,
 )
+from .io import CheckpointError, from_pretrained, register_model, save_pretrained
 from .unet1d import CrystalUNet, UNetConfig
 
 __all__ = [
+    "CheckpointError",
     "ConditionEncoder",
     "CrystalUNet",
     "ElementEncoder",
@@ -23,5 +26,8 @@ __all__ = [
     "SpaceGroupEncoder",
     "TimeEmbedding",
     "UNetConfig",
+    "from_pretrained",
+    "register_model",
+    "save_pretrained",
     "timestep_embedding",
 ]

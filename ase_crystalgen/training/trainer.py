@@ -25,7 +25,7 @@ import torch
 
 from .._atomic import atomic_write_text
 from ..datasets.cache import ProcessedDataset
-from .checkpoint import load_checkpoint, save_checkpoint, save_model_dir
+from ..models.io import load_checkpoint, read_pretrained, save_checkpoint, save_pretrained
 from .config import TrainConfig
 
 
@@ -148,11 +148,7 @@ def _datasets(config: TrainConfig, data: ProcessedDataset):
 
 
 def _to_model_space(batch: dict, scaler, device: torch.device) -> dict:
-    out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    out["x"] = scaler.to_model(out["x"], out["mask"])
-    if "x_init" in out:
-        out["x_init"] = scaler.to_model(out["x_init"], out["mask"])
-    return out
+    return scaler.transform_batch({k: v.to(device, non_blocking=True) for k, v in batch.items()})
 
 
 def _epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, world: int) -> list[list[int]]:
@@ -164,40 +160,96 @@ def _epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, wo
     return [perm[i : i + batch_size].tolist() for i in range(0, len(perm), batch_size)]
 
 
+@dataclass
+class _Run:
+    """The state of one training run: what it trains, with what, and how far it has come."""
+
+    config: TrainConfig
+    out: Path
+    device: torch.device
+    world: int
+    rank: int
+    data: ProcessedDataset
+    train_set: Any
+    val_set: Any
+    model: torch.nn.Module
+    model_config: Any
+    method: Any
+    scaler: Any
+    optimizer: torch.optim.Optimizer
+    lr_sched: Any
+    ema: EMA
+    autocast: Any
+    grad_scaler: Any
+    noise: torch.Generator
+    total: int
+    net: torch.nn.Module | None = None
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+
 def train(config: TrainConfig) -> TrainResult:
-    """Run (or resume) a training run described by ``config``; see module docstring."""
-    from tqdm.auto import tqdm
+    """Run (or resume) a training run described by ``config``; see module docstring.
 
-    from ..generative import StructureScaler, make_objective
-
+    The steps: set up the process group and device, build the run (data, network, method,
+    optimizer), resume from ``OUT/checkpoint.pt`` if there is one, train epoch by epoch with
+    checkpoints, then export the EMA weights as a model directory.
+    """
     world, rank, local_rank = _distributed()
+    device = _setup_device(config, world, local_rank)
+    run = _build_run(config, device, world, rank)
+    if run.checkpoint_path.exists():
+        _resume(run)
+    run.net = run.model
+    if world > 1:
+        run.net = torch.nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[device] if device.type == "cuda" else None
+        )
+    _train_epochs(run)
+    return _finish(run)
+
+
+def _setup_device(config: TrainConfig, world: int, local_rank: int) -> torch.device:
     if world > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and config.device in ("auto", "cuda") else "gloo"
         torch.distributed.init_process_group(backend)
     device = _device(config, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    out = Path(config.out)
-    is_main = rank == 0
-    if is_main:
-        out.mkdir(parents=True, exist_ok=True)
+    return device
 
+
+def _build_run(config: TrainConfig, device: torch.device, world: int, rank: int) -> _Run:
+    """Data, network (seeded; optionally from ``init_from``), method, optimizer and schedules."""
+    from ..generative import StructureScaler, make_method
+
+    out = Path(config.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
     data = ProcessedDataset.load(config.data)
     train_set, val_set = _datasets(config, data)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model, model_config = build_model(config, data.arrays["x"].shape[1])
     if config.init_from is not None:
-        from .checkpoint import read_model_dir
-
-        meta, state = read_model_dir(config.init_from)
+        meta, state = read_pretrained(config.init_from)
         if meta["model_config"] != model_config.to_dict():
             raise ValueError(f"init_from {config.init_from}: its model config differs from this run's")
         model.load_state_dict(state)
     model.to(device)
     train_idx = data.indices(config.train_split)
-    scaler_space = StructureScaler.fit(data.arrays["x"][train_idx])
-    objective = make_objective(config.objective, **config.objective_args)
+    scaler = StructureScaler.fit(data.arrays["x"][train_idx])
+    method = make_method(config.objective, **config.objective_args)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
     )
@@ -208,158 +260,180 @@ def train(config: TrainConfig) -> TrainResult:
     autocast, grad_scaler = _autocast(config, device)
     noise = torch.Generator(device=device)
     noise.manual_seed(config.seed * 1000 + rank)
+    return _Run(
+        config, out, device, world, rank, data, train_set, val_set, model, model_config, method, scaler,
+        optimizer, lr_sched, ema, autocast, grad_scaler, noise, total,
+    )  # fmt: skip
 
-    step, epoch, batch_in_epoch, history = 0, 0, 0, []
-    ckpt_path = out / "checkpoint.pt"
-    if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, map_location=device)
-        previous = TrainConfig.from_dict(state["config"])
-        changed = config.changes_from(previous)
-        if changed:
-            raise ValueError(
-                f"{out} holds a run with a different config ({', '.join(changed)}); "
-                "use another --out or delete its checkpoint.pt to start again"
-            )
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        lr_sched.load_state_dict(state["lr_scheduler"])
-        if grad_scaler is not None and state.get("grad_scaler"):
-            grad_scaler.load_state_dict(state["grad_scaler"])
-        if len(state["noise_state"]) == world:
-            noise.set_state(state["noise_state"][rank].cpu())
-        else:  # resumed on a different number of processes: exact continuation is impossible
-            import warnings
 
-            warnings.warn(
-                f"resuming {len(state['noise_state'])}-process run on {world}: noise reseeded", stacklevel=2
-            )
-            noise.manual_seed(config.seed * 1000 + rank + 7919 * state["step"])
-        step, epoch, batch_in_epoch, history = (
-            state["step"],
-            state["epoch"],
-            state["batch_in_epoch"],
-            state["history"],
+def _resume(run: _Run) -> None:
+    """Continue from the run's checkpoint, refusing one written with another recipe."""
+    config = run.config
+    state = load_checkpoint(run.checkpoint_path, map_location=run.device)
+    previous = TrainConfig.from_dict(state["config"])
+    changed = config.changes_from(previous)
+    if changed:
+        raise ValueError(
+            f"{run.out} holds a run with a different config ({', '.join(changed)}); "
+            "use another --out or delete its checkpoint.pt to start again"
         )
+    run.model.load_state_dict(state["model"])
+    run.ema.load_state_dict(state["ema"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.lr_sched.load_state_dict(state["lr_scheduler"])
+    if run.grad_scaler is not None and state.get("grad_scaler"):
+        run.grad_scaler.load_state_dict(state["grad_scaler"])
+    if len(state["noise_state"]) == run.world:
+        run.noise.set_state(state["noise_state"][run.rank].cpu())
+    else:  # resumed on a different number of processes: exact continuation is impossible
+        import warnings
 
-    net = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device] if device.type == "cuda" else None
+        warnings.warn(
+            f"resuming {len(state['noise_state'])}-process run on {run.world}: noise reseeded", stacklevel=3
         )
+        run.noise.manual_seed(config.seed * 1000 + run.rank + 7919 * state["step"])
+    run.step, run.epoch = state["step"], state["epoch"]
+    run.batch_in_epoch, run.history = state["batch_in_epoch"], state["history"]
 
-    def checkpoint() -> None:
-        states = [noise.get_state()]
-        if world > 1:
-            gathered = [None] * world
-            torch.distributed.all_gather_object(gathered, noise.get_state().cpu())
-            states = gathered
-        if not is_main:
-            return
-        save_checkpoint(
-            {
-                "config": config.to_dict(),
-                "model_config": model_config.to_dict(),
-                "model": model.state_dict(),
-                "ema": ema.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "lr_scheduler": lr_sched.state_dict(),
-                "grad_scaler": grad_scaler.state_dict() if grad_scaler is not None else None,
-                "noise_state": states,
-                "step": step,
-                "epoch": epoch,
-                "batch_in_epoch": batch_in_epoch,
-                "history": history,
-                "scaler": scaler_space.state_dict(),
-                "objective": objective.to_dict(),
-            },
-            ckpt_path,
-        )
-        atomic_write_text(out / "history.json", json.dumps(history, indent=1) + "\n")
 
+def _data_schema(run: _Run) -> dict[str, Any]:
+    """What a model directory records about the structure matrices it was trained on."""
+    data = run.data
+    return {
+        "max_atoms": data.max_atoms,
+        "order": data.meta["settings"]["order"],
+        "niggli": data.meta["settings"]["niggli"],
+        "schema_version": data.meta["schema_version"],
+        "task": run.config.task,
+    }
+
+
+def _save_checkpoint(run: _Run) -> None:
+    """Write the checkpoint and history (collective under DDP: every rank calls it)."""
+    states = [run.noise.get_state()]
+    if run.world > 1:
+        gathered = [None] * run.world
+        torch.distributed.all_gather_object(gathered, run.noise.get_state().cpu())
+        states = gathered
+    if not run.is_main:
+        return
+    save_checkpoint(
+        {
+            "config": run.config.to_dict(),
+            "model_class": type(run.model).__name__,
+            "model_config": run.model_config.to_dict(),
+            "model": run.model.state_dict(),
+            "ema": run.ema.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "lr_scheduler": run.lr_sched.state_dict(),
+            "grad_scaler": run.grad_scaler.state_dict() if run.grad_scaler is not None else None,
+            "noise_state": states,
+            "step": run.step,
+            "epoch": run.epoch,
+            "batch_in_epoch": run.batch_in_epoch,
+            "history": run.history,
+            "scaler": run.scaler.state_dict(),
+            "objective": run.method.to_dict(),
+            "data_schema": _data_schema(run),
+        },
+        run.checkpoint_path,
+    )
+    atomic_write_text(run.out / "history.json", json.dumps(run.history, indent=1) + "\n")
+
+
+def _optimizer_step(run: _Run, batch: dict) -> tuple[float, float]:
+    """One step on a batch: loss, backward (scaled under fp16), clipping, optimizer, EMA."""
+    with run.autocast:
+        loss, _ = run.method.loss(run.net, batch, generator=run.noise)
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.grad_scaler is not None:
+        run.grad_scaler.scale(loss).backward()
+        run.grad_scaler.unscale_(run.optimizer)
+    else:
+        loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
+    if run.grad_scaler is not None:
+        run.grad_scaler.step(run.optimizer)
+        run.grad_scaler.update()
+    else:
+        run.optimizer.step()
+    run.lr_sched.step()
+    run.ema.update(run.model)
+    return float(loss.detach()), float(grad_norm)
+
+
+def _train_epochs(run: _Run) -> None:
+    """Epochs from the run's position until ``total`` steps or ``epochs`` epochs."""
+    from tqdm.auto import tqdm
+
+    config = run.config
     bar = tqdm(
-        total=total,
-        initial=step,
+        total=run.total,
+        initial=run.step,
         desc=f"training {config.objective}",
-        disable=not (config.progress and is_main),
+        disable=not (config.progress and run.is_main),
     )
     running: list[float] = []
-    done = step >= total
-    while not done and epoch < config.epochs:
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(epoch)
-        batches = _epoch_batches(len(train_set), config.batch_size, config.seed, epoch, rank, world)
-        loader = torch.utils.data.DataLoader(
-            train_set, batch_sampler=batches[batch_in_epoch:], num_workers=config.num_workers
+    done = run.step >= run.total
+    while not done and run.epoch < config.epochs:
+        if hasattr(run.train_set, "set_epoch"):
+            run.train_set.set_epoch(run.epoch)
+        batches = _epoch_batches(
+            len(run.train_set), config.batch_size, config.seed, run.epoch, run.rank, run.world
         )
-        net.train()
+        loader = torch.utils.data.DataLoader(
+            run.train_set, batch_sampler=batches[run.batch_in_epoch :], num_workers=config.num_workers
+        )
+        run.net.train()
         for batch in loader:
-            batch = _to_model_space(batch, scaler_space, device)
-            with autocast:
-                loss, parts = objective.loss(net, batch, generator=noise)
-            optimizer.zero_grad(set_to_none=True)
-            if grad_scaler is not None:
-                grad_scaler.scale(loss).backward()
-                grad_scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            if grad_scaler is not None:
-                grad_scaler.step(optimizer)
-                grad_scaler.update()
-            else:
-                optimizer.step()
-            lr_sched.step()
-            ema.update(model)
-            step += 1
-            batch_in_epoch += 1
-            loss_value = float(loss.detach())
+            loss_value, grad_norm = _optimizer_step(run, _to_model_space(batch, run.scaler, run.device))
+            run.step += 1
+            run.batch_in_epoch += 1
             running.append(loss_value)
-            if step % config.log_every == 0 or batch_in_epoch == len(batches):
-                history.append(
+            if run.step % config.log_every == 0 or run.batch_in_epoch == len(batches):
+                run.history.append(
                     {
-                        "step": step,
-                        "epoch": epoch,
+                        "step": run.step,
+                        "epoch": run.epoch,
                         "loss": float(np.mean(running)),
-                        "lr": lr_sched.get_last_lr()[0],
-                        "grad_norm": float(grad_norm),
+                        "lr": run.lr_sched.get_last_lr()[0],
+                        "grad_norm": grad_norm,
                     }
                 )
                 running = []
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4f}", epoch=epoch)
-            if step % config.checkpoint_every == 0:
-                checkpoint()
-            if step >= total:
+            bar.set_postfix(loss=f"{loss_value:.4f}", epoch=run.epoch)
+            if run.step % config.checkpoint_every == 0:
+                _save_checkpoint(run)
+            if run.step >= run.total:
                 done = True
                 break
-        if batch_in_epoch >= len(batches):
-            if val_set is not None and (epoch + 1) % config.val_every == 0:
-                history.append(
-                    {
-                        "step": step,
-                        "epoch": epoch,
-                        "val_loss": _validate(model, ema, objective, val_set, scaler_space, config, device),
-                    }
+        if run.batch_in_epoch >= len(batches):
+            if run.val_set is not None and (run.epoch + 1) % config.val_every == 0:
+                val_loss = _validate(
+                    run.model, run.ema, run.method, run.val_set, run.scaler, config, run.device
                 )
-            epoch += 1
-            batch_in_epoch = 0
-        checkpoint()
+                run.history.append({"step": run.step, "epoch": run.epoch, "val_loss": val_loss})
+            run.epoch += 1
+            run.batch_in_epoch = 0
+        _save_checkpoint(run)
     bar.close()
+
+
+def _finish(run: _Run) -> TrainResult:
+    """Last checkpoint, loss plot and the model directory of the EMA weights."""
     model_dir = None
-    checkpoint()  # collective under DDP (gathers every rank's noise state): all ranks call it
-    if is_main:
-        _plot_history(history, out / "loss.png", config)
-        model_dir = _export(
-            out / "model", model, ema, model_config, config, objective, scaler_space, data, step, epoch
-        )
-    if world > 1:
+    _save_checkpoint(run)  # collective under DDP (gathers every rank's noise state): all ranks call it
+    if run.is_main:
+        _plot_history(run.history, run.out / "loss.png", run.config)
+        model_dir = _export(run.out / "model", run)
+    if run.world > 1:
         torch.distributed.barrier()
-    return TrainResult(out=out, step=step, epoch=epoch, history=history, model_dir=model_dir)
+    return TrainResult(out=run.out, step=run.step, epoch=run.epoch, history=run.history, model_dir=model_dir)
 
 
 @torch.no_grad()
-def _validate(model, ema, objective, val_set, scaler, config, device) -> float:
+def _validate(model, ema, method, val_set, scaler, config, device) -> float:
     """Validation loss of the EMA weights with a fixed noise seed (comparable across epochs)."""
     gen = torch.Generator(device=device)
     gen.manual_seed(config.seed + 12345)
@@ -369,7 +443,7 @@ def _validate(model, ema, objective, val_set, scaler, config, device) -> float:
         model.eval()
         for batch in loader:
             batch = _to_model_space(batch, scaler, device)
-            loss, _ = objective.loss(model, batch, generator=gen)
+            loss, _ = method.loss(model, batch, generator=gen)
             losses.append(float(loss))
             weights.append(len(batch["x"]))
     return float(np.average(losses, weights=weights))
@@ -406,13 +480,14 @@ def energy_change_range(data, split: str = "train") -> list[float] | None:
     return [float(diff.min()), float(diff.max())]
 
 
-def _export(directory, model, ema, model_config, config, objective, scaler, data, step, epoch) -> Path:
+def _export(directory: Path, run: _Run) -> Path:
     """The EMA weights as a model directory (what CrystalGenerator.from_pretrained reads)."""
+    data, config = run.data, run.config
     elements = sorted({int(z) for z in np.unique(data.arrays["numbers"]) if z > 0})
     card = {
         "data": data.meta.get("source", {}),
         "data_counts": data.meta.get("counts", {}),
-        "training": {"steps": step, "epochs": epoch, "config": config.to_dict()},
+        "training": {"steps": run.step, "epochs": run.epoch, "config": config.to_dict()},
         "elements": elements,
         "spacegroups": sorted({int(s) for s in data.arrays["spacegroup"]}),
         "max_sites": int(data.arrays["n_sites"].max()),
@@ -421,17 +496,11 @@ def _export(directory, model, ema, model_config, config, objective, scaler, data
     }
     if config.task == "modification":
         card["energy_change_range"] = energy_change_range(data, config.train_split)
-    schema = {
-        "max_atoms": data.max_atoms,
-        "order": data.meta["settings"]["order"],
-        "niggli": data.meta["settings"]["niggli"],
-        "schema_version": data.meta["schema_version"],
-        "task": config.task,
-    }
-    with ema.applied_to(model):
-        return save_model_dir(
-            directory, model, model_config.to_dict(), objective.to_dict(), scaler.state_dict(), schema, card
-        )
+    with run.ema.applied_to(run.model):
+        return save_pretrained(
+            directory, run.model, objective=run.method.to_dict(), scaler=run.scaler.state_dict(),
+            data_schema=_data_schema(run), card=card,
+        )  # fmt: skip
 
 
 def _hardware() -> dict[str, Any]:

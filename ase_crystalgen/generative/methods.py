@@ -1,6 +1,10 @@
-"""Training objectives and samplers of the paper's six methods (section 5, Algorithms 1-11).
+"""The paper's six generative methods (section 5, Algorithms 1-11): training loss and sampler.
 
-Every objective works in model space (:class:`~.StructureScaler`): the caller maps
+A method pairs a training loss with the samplers that invert it. (The GRS score of
+:mod:`ase_crystalgen.grs.objective` is another thing; in training configs and model
+descriptions the method is still stored under the key ``objective``.)
+
+Every method works in model space (:class:`~.StructureScaler`): the caller maps
 ``batch["x"]`` and ``batch["x_init"]`` with ``scaler.transform_batch`` before :meth:`loss` and
 maps samples back with ``scaler.from_model``. Any callable ``model(x, t, cond) -> Tensor`` of
 shape ``x.shape`` is a model; ``cond`` is the batch without ``x``/``x_init``/indices (plus
@@ -11,7 +15,14 @@ Padding and separator rows are zero in every noise draw, interpolant and sample.
 comes only from the ``generator`` argument, drawn on the generator's device and moved to the
 data's, so results are reproducible and the device follows the input tensors.
 
-The registry :data:`OBJECTIVES` maps the names ``ddpm``, ``flow-normal``, ``flow-uniform``
+Every method samples with one signature,
+``sample(model, cond, *, x_init=None, steps=None, generator=None, **options)``, and declares the
+names of its samplers in :attr:`GenerativeMethod.samplers` (the first is what
+``CrystalGenerator`` runs by default; pass another as ``sampler=``). Without ``sampler`` a
+method runs its configured sampler (diffusion: its ``method`` argument). Diffusion also
+takes ``eta``.
+
+The registry :data:`METHODS` maps the names ``ddpm``, ``flow-normal``, ``flow-uniform``
 (generation) and ``regression``, ``modification-flow``, ``palette`` (modification) to classes.
 """
 
@@ -57,15 +68,17 @@ def _template(cond: Mapping[str, Any], x_init: Tensor | None) -> Tensor:
     return torch.empty((*mask.shape, 3), dtype=dtype, device=mask.device)
 
 
-class Objective:
-    """Base class: ``loss(model, batch, generator)`` and ``sample(model, cond, ...)``."""
+class GenerativeMethod:
+    """Base class: ``loss(model, batch, generator)`` and ``sample(model, cond, *, ...)``."""
 
     name: ClassVar[str] = ""
     task: ClassVar[str] = "generation"
     needs_init: ClassVar[bool] = False
+    #: names of the samplers :meth:`sample` runs (``sampler=``); the first is the pipeline's default
+    samplers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, arguments: Mapping[str, Any]):
-        # the subclass's constructor arguments (its locals()), for to_dict / objective_from_dict
+        # the subclass's constructor arguments (its locals()), for to_dict / method_from_dict
         skip = ("self", "__class__", "kwargs", "extra")
         self._config = {k: v for k, v in arguments.items() if k not in skip}
         self._config.update(arguments.get("extra", {}))
@@ -88,21 +101,44 @@ class Objective:
         self,
         model: Model,
         cond: Mapping[str, Any],
+        *,
         x_init: Tensor | None = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        **options: Any,
     ) -> Tensor:
-        """Model-space ``(B, R, 3)`` samples for ``cond`` (its ``mask`` fixes shape and device)."""
+        """Model-space ``(B, R, 3)`` samples for ``cond`` (its ``mask`` fixes shape and device).
+
+        ``x_init`` (model space) is the starting structure of the modification methods,
+        ``steps`` the number of sampler steps (default: the method's), ``generator`` the only
+        source of randomness. ``options``: ``sampler`` (one of :attr:`samplers`) and what
+        that sampler takes.
+        """
         raise NotImplementedError
+
+    def _sampler(self, sampler: str | None) -> str:
+        """The sampler to run: ``sampler`` checked against :attr:`samplers`, or the first."""
+        if sampler is None:
+            return self.samplers[0]
+        if sampler not in self.samplers:
+            raise ValueError(
+                f"the {self.name!r} method samples with {', '.join(self.samplers)}, not {sampler!r}"
+            )
+        return sampler
+
+    @staticmethod
+    def _no_options(options: Mapping[str, Any], name: str) -> None:
+        if options:
+            raise TypeError(f"the {name!r} method's sampler takes no option(s) {', '.join(options)}")
 
     def _init(self, cond: Mapping[str, Any], x_init: Tensor | None) -> Tensor:
         x_init = x_init if x_init is not None else cond.get("x_init")
         if x_init is None:
-            raise ValueError(f"the {self.name!r} objective modifies a structure: pass x_init (model space)")
+            raise ValueError(f"the {self.name!r} method modifies a structure: pass x_init (model space)")
         return x_init
 
 
-class GenerationDiffusion(Objective):
+class GenerationDiffusion(GenerativeMethod):
     """Epsilon-prediction diffusion (Algorithms 9-11) with diffusers' schedulers.
 
     Training: ``t ~ U{0..T-1}``, ``eps ~ N(0, I)`` on the atom and lattice rows,
@@ -113,6 +149,7 @@ class GenerationDiffusion(Objective):
     """
 
     name = "ddpm"
+    samplers = ("ddim", "ddpm")
 
     def __init__(
         self,
@@ -152,12 +189,17 @@ class GenerationDiffusion(Objective):
         _, parts = structure_loss(pred, noise, mask, kind=self.kind)
         return loss, {"loss": loss.detach(), **parts}
 
-    def sample(self, model, cond, x_init=None, steps=None, generator=None, method=None, eta=None):
+    def sample(self, model, cond, *, x_init=None, steps=None, generator=None, sampler=None, eta=None,
+               **options):
+        """Diffusion sampling; ``sampler`` ``"ddpm"`` or ``"ddim"`` (default: the configured
+        ``method``), ``eta`` DDIM's noise scale (default: the configured one)."""
+        self._no_options(options, self.name)
+        sampler = self.method if sampler is None else self._sampler(sampler)
         cond = self._sample_cond(cond, x_init)
         like = _template(cond, cond.get("x_init"))
         mask = cond["mask"]
         x_T = zero_padding(_draw("normal", like.shape, like, generator), mask)
-        scheduler = make_scheduler(method or self.method, self.scheduler)
+        scheduler = make_scheduler(sampler, self.scheduler)
 
         def eps_fn(x: Tensor, t: Tensor) -> Tensor:
             return model(x, t.to(x.dtype), cond)
@@ -184,15 +226,17 @@ class ModificationPalette(GenerationDiffusion):
 
     def _cond(self, batch):
         if "x_init" not in batch:
-            raise ValueError("the 'palette' objective needs batch['x_init'] (a modification batch)")
+            raise ValueError("the 'palette' method needs batch['x_init'] (a modification batch)")
         return condition(batch, keep_init=True)
 
     def _sample_cond(self, cond, x_init):
         return {**cond, "x_init": self._init(cond, x_init)}
 
 
-class _FlowObjective(Objective):
+class _FlowMethod(GenerativeMethod):
     """Shared flow-matching machinery: path, loss on velocities, Euler sampling."""
+
+    samplers = ("flow",)  # Euler steps along the learned velocity
 
     def __init__(
         self,
@@ -230,7 +274,9 @@ class _FlowObjective(Objective):
         )
         return loss, {"loss": loss.detach(), **parts}
 
-    def sample(self, model, cond, x_init=None, steps=None, generator=None):
+    def sample(self, model, cond, *, x_init=None, steps=None, generator=None, sampler=None, **options):
+        self._no_options(options, self.name)
+        self._sampler(sampler)
         x_init = x_init if x_init is not None else cond.get("x_init")
         cond = {k: v for k, v in cond.items() if k != "x_init"}
         mask = cond["mask"]
@@ -247,7 +293,7 @@ class _FlowObjective(Objective):
         return euler_sample(velocity, x0, steps or self.inference_steps, wrap=wrap)
 
 
-class GenerationFlow(_FlowObjective):
+class GenerationFlow(_FlowMethod):
     """Flow matching for generation (Algorithms 5-6): straight path from a noise source.
 
     ``source="normal"``: N(0, I) on every real row, the paper's first choice. ``"uniform"``:
@@ -297,7 +343,7 @@ class FlowUniform(GenerationFlow):
     default_source = "uniform"
 
 
-class ModificationFlow(_FlowObjective):
+class ModificationFlow(_FlowMethod):
     """Flow matching from the initial structure to the target (Algorithms 4 and 6), ``x0 = x_init``.
 
     The model sees ``x_t`` and ``t`` (not ``x_init``, as in Algorithm 4); coordinates move along
@@ -312,7 +358,7 @@ class ModificationFlow(_FlowObjective):
         return self._init(batch_or_cond, x_init).to(like.device, like.dtype)
 
 
-class ModificationRegression(Objective):
+class ModificationRegression(GenerativeMethod):
     """Direct regression of the target (Algorithms 1-2): ``x1 = model(x_init, 0, cond)``.
 
     Loss: :func:`structure_loss` with ``coords`` = ``"periodic"`` (default; the minimum-image
@@ -323,6 +369,7 @@ class ModificationRegression(Objective):
     name = "regression"
     task = "modification"
     needs_init = True
+    samplers = ("regression",)  # one network evaluation
 
     def __init__(
         self,
@@ -353,13 +400,15 @@ class ModificationRegression(Objective):
         return loss, {"loss": loss.detach(), **parts}
 
     @torch.no_grad()
-    def sample(self, model, cond, x_init=None, steps=None, generator=None):
+    def sample(self, model, cond, *, x_init=None, steps=None, generator=None, sampler=None, **options):
+        self._no_options(options, self.name)
+        self._sampler(sampler)
         x_init = self._init(cond, x_init)
         cond = {k: v for k, v in cond.items() if k != "x_init"}
         return zero_padding(self._predict(model, zero_padding(x_init, cond["mask"]), cond), cond["mask"])
 
 
-OBJECTIVES: dict[str, type[Objective]] = {
+METHODS: dict[str, type[GenerativeMethod]] = {
     "ddpm": GenerationDiffusion,
     "flow-normal": FlowNormal,
     "flow-uniform": FlowUniform,
@@ -369,30 +418,30 @@ OBJECTIVES: dict[str, type[Objective]] = {
 }
 
 
-def make_objective(name: str, **kwargs: Any) -> Objective:
-    """Build a registered objective: ``make_objective("flow-uniform", sigma=0.0)``."""
-    if name not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; choose from {', '.join(OBJECTIVES)}")
-    return OBJECTIVES[name](**kwargs)
+def make_method(name: str, **kwargs: Any) -> GenerativeMethod:
+    """Build a registered method: ``make_method("flow-uniform", sigma=0.0)``."""
+    if name not in METHODS:
+        raise ValueError(f"unknown objective {name!r}; choose from {', '.join(METHODS)}")
+    return METHODS[name](**kwargs)
 
 
-def objective_from_dict(config: Mapping[str, Any]) -> Objective:
-    """Inverse of :meth:`Objective.to_dict`."""
+def method_from_dict(config: Mapping[str, Any]) -> GenerativeMethod:
+    """Inverse of :meth:`GenerativeMethod.to_dict`."""
     config = dict(config)
-    return make_objective(config.pop("name"), **config)
+    return make_method(config.pop("name"), **config)
 
 
 __all__ = [
-    "OBJECTIVES",
+    "METHODS",
     "FlowNormal",
     "FlowUniform",
     "GenerationDiffusion",
     "GenerationFlow",
+    "GenerativeMethod",
     "ModificationFlow",
     "ModificationPalette",
     "ModificationRegression",
-    "Objective",
     "condition",
-    "make_objective",
-    "objective_from_dict",
+    "make_method",
+    "method_from_dict",
 ]

@@ -3,7 +3,8 @@
 Generation models draw k samples with each test structure's conditions (composition,
 space group, formation energy); modification models start from the initial structure of
 each lowest-energy validation pair and are matched against its target. Matching, RMSE and
-validity are :mod:`ase_crystalgen.evaluation`'s.
+validity are :mod:`.metrics`'; sampling is the inference pipeline
+(:mod:`ase_crystalgen.inference.pipeline`), the same that ``CrystalGenerator`` runs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 
 from .._atomic import atomic_path, atomic_write_text
 from ..datasets.cache import ProcessedDataset
-from .sampling import decode, load_model, sample_tensors
+from ..inference.pipeline import decode, load_model, sample_tensors
 
 
 def _conditions(dataset, indices: list[int]) -> dict[str, torch.Tensor]:
@@ -56,7 +57,7 @@ def evaluate_model(
     from tqdm.auto import tqdm
 
     from ..datasets.torch_datasets import CrystalDataset, ModificationDataset
-    from ..evaluation import match_samples
+    from .metrics import match_samples
 
     loaded = load_model(model_path, device)
     data = data if isinstance(data, ProcessedDataset) else ProcessedDataset.load(data)
@@ -95,7 +96,7 @@ def evaluate_model(
         x_init = None
         if init_idx is not None:
             x_init = torch.as_tensor(data.arrays["x"][[init_idx[t] for t, _ in chunk]], dtype=torch.float32)
-        x = sample_tensors(loaded, cond, x_init=x_init, method=method, steps=steps, generator=generator)
+        x = sample_tensors(loaded, cond, x_init=x_init, sampler=method, steps=steps, generator=generator)
         numbers = [data.arrays["numbers"][i, : data.arrays["n_sites"][i]] for i in idx]
         for (t, _), atoms in zip(chunk, decode(x, numbers)):
             samples[t].append(atoms)
