@@ -36,23 +36,9 @@ class NothingUsable(Exception):
 
 def _read_all(path: str, what: str) -> list:
     """All frames of an ASE-readable file, or an :class:`InputError` naming the file and frame."""
-    from ase.io import iread
+    from .structures import read_frames
 
-    if not os.path.exists(path):
-        raise InputError(f"{what} file not found: {path}")
-    if os.path.isdir(path):
-        raise InputError(f"{what} path is a directory, not a structure file: {path}")
-    frames: list = []
-    try:
-        for atoms in iread(path, index=":"):
-            frames.append(atoms)
-    except Exception as exc:  # ASE raises many kinds for unknown or corrupt files
-        where = f"frame {len(frames)} of " if frames else ""
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"could not read {where}{what} file {path}: {msg}") from exc
-    if not frames:
-        raise InputError(f"{what} file {path} holds no structures")
-    return frames
+    return read_frames(path, what, error=InputError, missing=InputError)
 
 
 def _check_output_file(path: str, what: str = "output", many: bool = True) -> None:
@@ -97,14 +83,6 @@ def _check_device(device: str | None) -> None:
     check_device(device)
 
 
-def _elements_in(frames) -> list[str]:
-    """Elements in order of first appearance."""
-    seen: dict[str, None] = {}
-    for atoms in frames:
-        seen.update(dict.fromkeys(atoms.get_chemical_symbols()))
-    return list(seen)
-
-
 def _descriptor(elements, nmax=None, lmax=None, cutoff=None):
     from .descriptors import PAPER_LMAX, PAPER_NMAX, ACEDescriptor
 
@@ -118,7 +96,7 @@ def _descriptor(elements, nmax=None, lmax=None, cutoff=None):
 
 # --------------------------------------------------------------------------- commands
 def _cmd_demo(args) -> int:
-    from .demo import run_demo
+    from .demos.grs import run_demo
 
     if args.part in ("all", "grs"):
         run_demo(args.out, seed=args.seed, quick=args.quick, progress=args.progress)
@@ -129,7 +107,7 @@ def _cmd_demo(args) -> int:
         except ImportError as exc:
             raise InputError(f"the generation demo needs torch and CHGNet: pip install "
                              f"'ase_crystalgen[ml,chgnet]' ({exc})") from None
-        from .inference.demo import run_generation_demo
+        from .demos.generation import run_generation_demo
 
         run_generation_demo(args.out, seed=args.seed, quick=args.quick, progress=args.progress)
     return 0
@@ -138,8 +116,10 @@ def _cmd_demo(args) -> int:
 def _cmd_descriptors(args) -> int:
     import numpy as np
 
+    from .structures import element_order
+
     frames = _read_all(args.file, "structure")
-    elements = args.elements or _elements_in(frames)
+    elements = args.elements or element_order(frames)
     desc = _descriptor(elements, args.nmax, args.lmax, args.cutoff)
     arrays = desc.compute_many(frames, progress=args.progress)
     B = np.concatenate(arrays, axis=0)
@@ -160,10 +140,11 @@ def _cmd_descriptors(args) -> int:
 
 def _cmd_score(args) -> int:
     from .calculators import GRSCalculator
+    from .structures import element_order
 
     candidates = _read_all(args.candidate, "candidate")
     targets = _read_all(args.target, "target")
-    elements = _elements_in(targets + candidates)
+    elements = element_order(targets + candidates)
     weights = tuple(args.weights)
     if not 1 <= len(weights) <= 4:
         raise InputError(f"--weights takes 1 to 4 moment weights, got {len(weights)}")
@@ -219,10 +200,11 @@ def _cmd_grs(args) -> int:
 
     from ._runrecord import check_settings, read_settings, write_settings
     from .optimize import generate_representative_structures
+    from .structures import element_order
 
     target = _read_all(args.target, "target")
     _check_output_file(args.out)
-    elements = _elements_in(target)
+    elements = element_order(target)
     descriptor = _descriptor(elements, args.nmax, args.lmax, args.cutoff)
     # everything that decides the members; --n-structures may grow on a rerun (the set extends)
     settings = {
@@ -845,7 +827,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ("ase_crystalgen.models.io", "CheckpointError"),
         ("ase_crystalgen.relaxation.calculators", "CalculatorUnavailable"),
         ("ase_crystalgen.datasets.cache", "CacheError"),
-        ("ase_crystalgen.datasets.aflow", "AflowError"),
+        ("ase_crystalgen.datasets.sources.aflow", "AflowError"),
         ("ase.io.formats", "UnknownFileTypeError"),
         ("sqlite3", "Error"),  # a store that cannot be opened or written (disk full, read-only)
     ):

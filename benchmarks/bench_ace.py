@@ -173,7 +173,7 @@ class LammpsSNAP:
                  workdir: str):
         import lammps as lmpmod
 
-        from ase_crystalgen._lammps import lammps_from_atoms, new_lammps
+        from ase_crystalgen.lammps.session import lammps_from_atoms, new_lammps
 
         self._style = (lmpmod.LMP_STYLE_ATOM, lmpmod.LMP_TYPE_ARRAY)
         self.n, self.mode = len(atoms), mode
@@ -222,7 +222,7 @@ class LammpsSNAP:
         return param, coeff
 
     def __call__(self, positions: np.ndarray):
-        from ase_crystalgen._lammps import scatter_positions
+        from ase_crystalgen.lammps.session import scatter_positions
 
         scatter_positions(self.lmp, self.prism, positions)
         self.lmp.command("run 0 post no")
@@ -536,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lammps_reason = "skipped (--no-lammps)"
     else:
         try:
-            from ase_crystalgen._lammps import import_lammps
+            from ase_crystalgen.lammps.session import import_lammps
 
             import_lammps()
             lammps_version = metadata.version("lammps")

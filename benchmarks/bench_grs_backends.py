@@ -73,8 +73,8 @@ def problems() -> list[tuple[str, Atoms, Atoms]]:
 def backends(with_fresh: bool):
     out = [("native ACE (paper basis)", lambda: ACEDescriptor(ELEMENTS), True)]
     try:
-        from ase_crystalgen._lammps import import_lammps
         from ase_crystalgen.descriptors import SNAPDescriptor
+        from ase_crystalgen.lammps.session import import_lammps
 
         import_lammps()
     except ImportError as err:

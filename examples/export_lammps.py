@@ -17,7 +17,7 @@ from ase.build import bulk
 
 def main(quick: bool = False, out_dir: str = "lammps-export") -> dict:
     from ase_crystalgen import ACEDescriptor, GRSCalculator
-    from ase_crystalgen.lammps_export import GRSMLIAPModel, lammps_input, write_yace
+    from ase_crystalgen.lammps.export import GRSMLIAPModel, lammps_input, write_yace
 
     target = bulk("Cu", "fcc", a=3.75, cubic=True).repeat(2)
     target.symbols[::4] = "Au"  # L1_2 AuCu3

@@ -43,7 +43,7 @@ from ase.optimize import FIRE, BFGSLineSearch
 from ase_crystalgen import ACEDescriptor, DescriptorTarget, GRSCalculator, GRSObjective
 from ase_crystalgen._threads import single_threaded_blas
 from ase_crystalgen.build import random_packing
-from ase_crystalgen.demo import radial_distribution
+from ase_crystalgen.structures import radial_distribution
 
 #: volume per atom of the liquid (A^3): close to EMT's zero-pressure volume of liquid Cu at
 #: 2500 K (a short NPT run of 256 atoms gave about 15.3 A^3); 1.28 times the fcc volume

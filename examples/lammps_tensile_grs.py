@@ -22,7 +22,7 @@ def main(quick: bool = False, out_dir: str | None = None) -> dict:
 
     from ase_crystalgen import ACEDescriptor
     from ase_crystalgen.grs.analysis import pca_hull_volume_ratio
-    from ase_crystalgen.md import lammps_snapshots, potential_path
+    from ase_crystalgen.lammps.md import lammps_snapshots, potential_path
     from ase_crystalgen.optimize import generate_representative_structures
 
     repeat = (3, 3, 4) if quick else (4, 4, 8)

@@ -24,7 +24,7 @@ import pytest
 from ase import Atoms
 from ase.geometry import cellpar_to_cell
 
-from ase_crystalgen.datasets.aflow import (
+from ase_crystalgen.datasets.sources.aflow import (
     AFLOW_CSV_COLUMNS,
     DEFAULT_FIELDS,
     AflowClient,

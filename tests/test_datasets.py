@@ -15,20 +15,22 @@ from ase_crystalgen.datasets import (
     CacheError,
     DataFormatError,
     build_dataset,
-    frequency_mask,
     from_pymatgen,
     load_dataset,
-    modification_pairs,
     open_source,
-    polymorph_groups,
     read_aflow_csv,
     read_ase,
     read_cdvae_csv,
-    sample_epoch_pairs,
     split_by_formula,
 )
 from ase_crystalgen.datasets import cache as cache_module
 from ase_crystalgen.datasets.cache import reduced_formula
+from ase_crystalgen.datasets.processing import (
+    frequency_mask,
+    modification_pairs,
+    polymorph_groups,
+    sample_epoch_pairs,
+)
 
 
 def perovskite(a, symbols, shift=0.0):
@@ -465,7 +467,7 @@ def test_cli_dataset_build_and_info(tmp_path, cdvae_csv, capsys):
 
 
 def test_duplicates_are_found_and_split_by_structure(tmp_path, structures):
-    from ase_crystalgen.datasets import duplicate_mask
+    from ase_crystalgen.datasets.processing import duplicate_mask
 
     first = structures[0]
     copy = first.copy()  # the same crystal: rotated, translated, atoms permuted, other cell

@@ -16,7 +16,8 @@ from ase.build import bulk
 
 from ase_crystalgen import ACEDescriptor, GRSCalculator, __version__
 from ase_crystalgen.cli import main
-from ase_crystalgen.demo import radial_distribution, run_demo
+from ase_crystalgen.demos.grs import run_demo
+from ase_crystalgen.structures import radial_distribution
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

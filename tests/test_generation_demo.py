@@ -13,7 +13,7 @@ pytest.importorskip("chgnet")
 def demo(tmp_path_factory):
     import torch
 
-    from ase_crystalgen.inference.demo import run_generation_demo
+    from ase_crystalgen.demos.generation import run_generation_demo
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # CHGNet on small cells is faster on one thread of a busy machine

@@ -24,8 +24,6 @@ from ase_crystalgen.generative import (  # noqa: E402
     ddpm_scheduler,
     diffusion_sample,
     euler_sample,
-    exact_epsilon_gaussian,
-    exact_epsilon_point,
     make_method,
     make_scheduler,
     masked_loss,
@@ -34,6 +32,7 @@ from ase_crystalgen.generative import (  # noqa: E402
     periodic_loss,
     structure_loss,
 )
+from ase_crystalgen.generative.diffusion import exact_epsilon_gaussian, exact_epsilon_point  # noqa: E402
 
 CORNERS = np.array([[(c >> 2) & 1, (c >> 1) & 1, c & 1] for c in range(8)], dtype=float)
 

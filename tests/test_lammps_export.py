@@ -17,7 +17,7 @@ from conftest import l12_aucu3, random_cell
 from ase_crystalgen.calculators import GRSCalculator
 from ase_crystalgen.descriptors import ACEDescriptor
 from ase_crystalgen.grs import CoreRepulsion, DescriptorTarget, GRSObjective
-from ase_crystalgen.lammps_export import (
+from ase_crystalgen.lammps.export import (
     PACE_Y00,
     GRSMLIAPModel,
     evaluate_yace,
@@ -317,3 +317,16 @@ def test_export_example_quick(tmp_path):
     assert model.n_descriptors == result["n_descriptors"] > 0
     assert "pair_style hybrid/overlay soft" in result["input"]
     assert (tmp_path / "grs.yace").read_text().count("mu0:") >= result["n_descriptors"]
+
+
+def test_pace_export_is_marked_experimental_and_yace_floats_read_as_numbers(tmp_path):
+    from ase_crystalgen.lammps.export import ExperimentalWarning
+
+    d = ACEDescriptor(["Cu"], **SMALL)
+    with pytest.warns(ExperimentalWarning, match="write_yace is experimental"):
+        write_yace(d, tmp_path / "a.yace", dcut=1e-5)
+    bond = read_yace(tmp_path / "a.yace")["bonds"][(0, 0)]
+    # Python writes 1e-05 without a dot; YAML 1.1 would read it as a string
+    assert bond["dcut"] == 1e-5 and isinstance(bond["rcut"], float)
+    with pytest.warns(ExperimentalWarning, match="lammps_input is experimental"):
+        lammps_input(d)

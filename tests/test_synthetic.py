@@ -19,7 +19,7 @@ from scipy.optimize import minimize_scalar
 
 from ase_crystalgen.datasets.synthetic import (
     EMT_ELEMENTS,
-    elemental_references,
+    fcc_chemical_potentials,
     formation_energy,
     generate_polymorphs,
     random_polymorph,
@@ -57,7 +57,7 @@ def reduced(atoms):
 
 @pytest.fixture(scope="module")
 def mu():
-    return elemental_references(["Cu", "Au"])
+    return fcc_chemical_potentials(["Cu", "Au"])
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +241,7 @@ def test_unsupported_element_is_named():
         generate_polymorphs(["Cu", "FeAl"], [225], progress=False)
     assert str(err.value) == "element 'Fe' is not supported by EMT; choose from Al, Cu, Ag, Au, Ni, Pd, Pt"
     with pytest.raises(ValueError) as err:
-        elemental_references(["O"])
+        fcc_chemical_potentials(["O"])
     assert str(err.value) == "element 'O' is not supported by EMT; choose from Al, Cu, Ag, Au, Ni, Pd, Pt"
 
 

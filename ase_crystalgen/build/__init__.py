@@ -1,5 +1,7 @@
-"""Starting structures for GRS searches: HNF supercells, random occupations and packings."""
+"""Starting structures for GRS searches: HNF supercells, random occupations and packings,
+and random fcc alloys (:mod:`.alloys`)."""
 
+from .alloys import random_fcc_alloy, vegard_lattice_constant
 from .candidates import (
     LATTICES,
     RANDOM_CLOSE_PACKING,
@@ -20,6 +22,8 @@ __all__ = [
     "parent_lattice",
     "random_lattice_candidate",
     "random_occupation",
+    "random_fcc_alloy",
     "random_packing",
     "supercell",
+    "vegard_lattice_constant",
 ]

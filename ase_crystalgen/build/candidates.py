@@ -39,8 +39,9 @@ from ase import Atoms
 from ase.build import bulk, make_supercell
 from ase.build.supercells import eval_shape_deviation
 from ase.data import atomic_numbers, chemical_symbols
-from ase.formula import Formula
 from ase.geometry import minkowski_reduce
+
+from ..structures import formula_counts
 
 Composition = Mapping[str, float] | str
 
@@ -355,10 +356,7 @@ def _largest_remainder(fractions: Mapping[str, float], n: int) -> dict[str, int]
 
 
 def _formula_counts(formula: str, n_atoms: int | None) -> dict[str, int]:
-    try:
-        unit = Formula(formula).count()
-    except ValueError:
-        raise ValueError(f"cannot read the formula {formula!r}") from None
+    unit = formula_counts(formula)
     if not unit or sum(unit.values()) == 0:
         raise ValueError("composition is empty")
     _validate_elements(unit)

@@ -1,21 +1,12 @@
 """Data sets for the generative models: readers, processing, cache, torch datasets.
 
 Heavy or optional parts are imported where used: ``torch_datasets`` needs torch (the ``ml``
-extra), ``synthetic`` needs pyxtal (the ``synthetic`` extra), ``aflow`` needs only the
-standard library but talks to the network.
+extra), ``synthetic`` needs pyxtal (the ``synthetic`` extra). Remote databases are in
+:mod:`.sources` (``sources.aflow``: standard library only, but it talks to the network).
 """
 
 from .cache import BuildSettings, CacheError, ProcessedDataset, build_dataset, load_dataset
-from .processing import (
-    SPLIT_NAMES,
-    duplicate_mask,
-    frequency_mask,
-    modification_pairs,
-    polymorph_groups,
-    sample_epoch_pairs,
-    size_mask,
-    split_by_formula,
-)
+from .processing import split_by_formula
 from .readers import (
     DataFormatError,
     from_pymatgen,
@@ -25,24 +16,18 @@ from .readers import (
     read_cdvae_csv,
 )
 
+# what users call; the masks and pair samplers of .processing stay importable from there
 __all__ = [
-    "SPLIT_NAMES",
     "BuildSettings",
     "CacheError",
     "DataFormatError",
-    "duplicate_mask",
     "ProcessedDataset",
     "build_dataset",
-    "frequency_mask",
     "from_pymatgen",
     "load_dataset",
-    "modification_pairs",
     "open_source",
-    "polymorph_groups",
     "read_aflow_csv",
     "read_ase",
     "read_cdvae_csv",
-    "sample_epoch_pairs",
-    "size_mask",
     "split_by_formula",
 ]

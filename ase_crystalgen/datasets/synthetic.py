@@ -33,11 +33,11 @@ from ase.calculators.emt import EMT
 from ase.constraints import FixSymmetry
 from ase.data import atomic_numbers, covalent_radii, reference_states
 from ase.filters import FrechetCellFilter
-from ase.formula import Formula
 from ase.optimize import BFGS
 from tqdm.auto import tqdm
 
 from .._threads import single_threaded_blas
+from ..structures import as_rng, formula_counts, min_distance
 
 __all__ = [
     "DEFAULT_COMPOSITIONS",
@@ -46,7 +46,7 @@ __all__ = [
     "DEFAULT_SPACEGROUPS",
     "EMT_ELEMENTS",
     "default_synthetic_set",
-    "elemental_references",
+    "fcc_chemical_potentials",
     "formation_energy",
     "generate_polymorphs",
     "random_polymorph",
@@ -78,11 +78,7 @@ CalculatorFactory = Callable[[], Calculator]
 
 
 def _check_rng(rng) -> np.random.Generator:
-    if rng is None:
-        return np.random.default_rng()
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    return rng
+    return as_rng(rng, seeds=False)
 
 
 def _check_spacegroup(spacegroup) -> int:
@@ -121,7 +117,7 @@ def _parse_composition(composition: Mapping[str, int] | str) -> dict[str, int]:
     """Element counts of a formula string ("Cu3Au", "(CuAu)2") or a dict, in the order given."""
     if isinstance(composition, str):
         try:
-            counts = Formula(composition).count()
+            counts = formula_counts(composition)
         except ValueError:
             raise ValueError(
                 f"cannot read composition {composition!r}; write a formula like 'Cu3Au'"
@@ -172,7 +168,7 @@ def _reference_volume(symbol: str) -> float:
     return _fcc_guess(symbol) ** 3 / 4.0
 
 
-def elemental_references(
+def fcc_chemical_potentials(
     elements: Iterable[str], calculator_factory: CalculatorFactory = EMT
 ) -> dict[str, float]:
     """Energy per atom of the relaxed fcc crystal of each element.
@@ -235,7 +231,7 @@ def formation_energy(atoms: Atoms, references: Mapping[str, float]) -> float:
         A structure with ``info["energy_per_atom"]`` (eV), as returned by :func:`relax_polymorph`.
     references : dict of str to float
         Chemical potential (eV/atom) of every element in ``atoms``, e.g. from
-        :func:`elemental_references`.
+        :func:`fcc_chemical_potentials`.
 
     Returns
     -------
@@ -553,10 +549,7 @@ def _spacegroup_number(atoms: Atoms, symprec: float) -> int | None:
 
 def _min_distance(atoms: Atoms) -> float:
     """Shortest interatomic distance including periodic images (inf for one atom alone)."""
-    from ase.neighborlist import neighbor_list
-
-    distances = neighbor_list("d", atoms, MIN_DISTANCE + 1.0)
-    return float(distances.min()) if len(distances) else float("inf")
+    return min_distance(atoms, MIN_DISTANCE + 1.0)
 
 
 def _rejection(relaxed: Atoms, reference_volume: float) -> str | None:
@@ -661,7 +654,7 @@ def generate_polymorphs(
     max_atoms : int, optional
         Largest number of atoms in a (primitive) cell.
     references : dict of str to float, optional
-        Elemental chemical potentials (eV/atom); by default :func:`elemental_references`.
+        Elemental chemical potentials (eV/atom); by default :func:`fcc_chemical_potentials`.
     fmax, steps : optional
         Relaxation criterion (eV/Å) and largest number of steps.
     progress : bool, optional
@@ -753,7 +746,7 @@ def generate_polymorphs(
     except ImportError as err:
         raise ImportError(_PYXTAL_MISSING) from err
     if references is None:
-        mu = elemental_references(elements)
+        mu = fcc_chemical_potentials(elements)
 
     matcher = None
     if deduplicate:

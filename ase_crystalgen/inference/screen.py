@@ -104,28 +104,15 @@ def _start(out: Path, settings: ScreenSettings, force: bool) -> None:
 
 def _read_structures(path: str, what: str) -> list[Atoms]:
     """All frames of a user's file, or a ValueError naming the file (and the frame)."""
-    import ase.io
+    from ..structures import read_frames
 
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{what} file not found: {path}" if not p.exists() else
-                                f"{what} path {path} is not a file")
-    frames: list[Atoms] = []
-    try:
-        for atoms in ase.io.iread(path, index=":"):
-            frames.append(atoms)
-    except Exception as exc:  # ASE raises many kinds for unknown or corrupt files
-        where = f"frame {len(frames)} of " if frames else ""
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"could not read {where}{what} file {path}: {msg}") from None
-    if not frames:
-        raise ValueError(f"{what} file {path} holds no structures")
-    return frames
+    return read_frames(path, what)
 
 
 def _read_inputs(settings: ScreenSettings) -> tuple[list[Atoms], list[Atoms]]:
     """The given references (each with an energy) and known phases, checked before any work."""
-    from ..relaxation import check_structure, to_entry
+    from ..relaxation import to_entry
+    from ..structures import check_structure
 
     given = _read_structures(settings.references, "references") if settings.references else []
     for k, atoms in enumerate(given):

@@ -6,28 +6,14 @@ generative methods call it as ``model(x, t, cond)``; see ``docs/models.md``. Mod
 directories and checkpoints: :mod:`.io` (``save_pretrained``, ``from_pretrained``).
 """
 
-from .conditioning import (
-    ConditionEncoder,
-    ElementEncoder,
-    InitEncoder,
-    SpaceGroupEncoder,
-    TimeEmbedding,
-    timestep_embedding,
-)
 from .io import CheckpointError, from_pretrained, register_model, save_pretrained
 from .unet1d import CrystalUNet, UNetConfig
 
 __all__ = [
     "CheckpointError",
-    "ConditionEncoder",
     "CrystalUNet",
-    "ElementEncoder",
-    "InitEncoder",
-    "SpaceGroupEncoder",
-    "TimeEmbedding",
     "UNetConfig",
     "from_pretrained",
     "register_model",
     "save_pretrained",
-    "timestep_embedding",
 ]

@@ -21,8 +21,8 @@ from .calculators import (
     get_calculator,
 )
 from .hull import PROTOTYPES, PhaseDiagramReference, elemental_references, energy_above_hull, to_entry
-from .relax import OPTIMIZERS, RELAX_INFO_KEYS, check_structure, relax, relax_one
-from .store import RelaxationStore, fingerprint
+from .relax import OPTIMIZERS, RELAX_INFO_KEYS, relax, relax_one
+from .store import RelaxationStore
 
 __all__ = [
     "CALCULATOR_NAMES",
@@ -35,10 +35,8 @@ __all__ = [
     "RelaxationStore",
     "calculator_name",
     "check_calculator",
-    "check_structure",
     "elemental_references",
     "energy_above_hull",
-    "fingerprint",
     "get_calculator",
     "relax",
     "relax_one",

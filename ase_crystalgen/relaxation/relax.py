@@ -26,6 +26,7 @@ from ase.optimize.optimize import Optimizer
 
 from .._atomic import atomic_path
 from .._threads import single_threaded_blas
+from ..structures import check_structure
 from .calculators import CalculatorSpec, calculator_name, get_calculator
 from .store import RelaxationStore
 
@@ -54,7 +55,7 @@ RELAX_INFO_KEYS = (
 #: which a machine-learned potential returns nonsense rather than an error.
 MIN_DISTANCE = 0.5
 
-__all__ = ["MIN_DISTANCE", "OPTIMIZERS", "RELAX_INFO_KEYS", "check_structure", "relax", "relax_one"]
+__all__ = ["MIN_DISTANCE", "OPTIMIZERS", "RELAX_INFO_KEYS", "relax", "relax_one"]
 
 
 class _RelaxFailure(Exception):
@@ -299,40 +300,6 @@ def relax_one(
         v0 = start.get_volume()
         info["volume_change"] = float(work.get_volume() / v0 - 1.0)
     return work
-
-
-def check_structure(atoms: Atoms, min_distance: float = MIN_DISTANCE) -> str | None:
-    """Why ``atoms`` cannot be relaxed, or None when it can.
-
-    Checks for no atoms, non-finite positions or cell, a degenerate periodic cell, and two atoms
-    (or an atom and a periodic image) closer than ``min_distance`` Å.
-    """
-    if len(atoms) == 0:
-        return "the structure has no atoms"
-    if not np.isfinite(atoms.cell.array).all():
-        return "the cell is not finite (NaN or inf)"
-    if not np.isfinite(atoms.positions).all():
-        bad = np.flatnonzero(~np.isfinite(atoms.positions).all(axis=1))
-        return f"positions of atoms {bad[:5].tolist()} are not finite (NaN or inf)"
-    if atoms.pbc.any():
-        periodic = atoms.cell.array[atoms.pbc]
-        if np.linalg.matrix_rank(periodic, tol=1e-6) < len(periodic):
-            return "the periodic cell vectors are degenerate (zero volume)"
-    from ase.neighborlist import neighbor_list
-
-    i, j, d = neighbor_list("ijd", atoms, cutoff=min_distance)
-    if len(d):
-        k = int(np.argmin(d))
-        a, b = int(i[k]), int(j[k])
-        which = (
-            f"atom {a} ({atoms[a].symbol}) and a periodic image of itself"
-            if a == b
-            else (f"atoms {a} ({atoms[a].symbol}) and {b} ({atoms[b].symbol})")
-        )
-        return (
-            f"overlapping atoms: {which} are {d[k]:.3f} Å apart, closer than min_distance={min_distance:g} Å"
-        )
-    return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -35,15 +35,13 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.build import bulk
 
-from . import __version__
-from ._threads import single_threaded_blas
-from .calculators import GRSCalculator
-from .optimize import SimulatedAnnealing
-
-#: lattice constants (A) of the pure fcc metals, the end points of Vegard's law
-LATTICE_CONSTANTS = {"Cu": 3.61, "Au": 4.08}
+from .. import __version__
+from .._threads import single_threaded_blas
+from ..build.alloys import random_fcc_alloy, vegard_lattice_constant
+from ..calculators import GRSCalculator
+from ..optimize import SimulatedAnnealing
+from ..structures import radial_distribution
 
 # (full, quick) settings; quick keeps the same structures and cuts the step counts
 _SETTINGS = {
@@ -52,97 +50,18 @@ _SETTINGS = {
 }
 
 
-def vegard_lattice_constant(fractions: dict[str, float]) -> float:
-    """Lattice constant of an fcc alloy by Vegard's law (linear in the atomic fractions).
+def _relax_with_emt(atoms: Atoms, steps: int, fmax: float = 0.02) -> int:
+    """Relax positions and cell of ``atoms`` in place with EMT and FIRE (through
+    :func:`~ase_crystalgen.relaxation.relax_one`); returns the steps taken."""
+    from ..relaxation import relax_one
 
-    Parameters
-    ----------
-    fractions : ``{element: atomic fraction}``; elements from :data:`LATTICE_CONSTANTS`.
-
-    Returns
-    -------
-    float
-        ``sum_e x_e a_e / sum_e x_e`` in Angstrom.
-    """
-    total = sum(fractions.values())
-    return sum(x * LATTICE_CONSTANTS[e] for e, x in fractions.items()) / total
-
-
-def random_fcc_alloy(
-    composition: dict[str, int], a: float, repeat: int, rng: np.random.Generator
-) -> Atoms:
-    """Conventional fcc supercell with a random occupation of fixed composition.
-
-    Parameters
-    ----------
-    composition : ``{element: count}``; the counts must add up to ``4 * repeat**3``.
-    a : cubic lattice constant in Angstrom.
-    repeat : conventional cells along each axis.
-    rng : source of the random occupation.
-
-    Returns
-    -------
-    Atoms
-        Periodic cubic cell; ``atoms.info["occupation"]`` is ``"random"``.
-    """
-    n_sites = 4 * repeat**3
-    if sum(composition.values()) != n_sites:
-        raise ValueError(f"composition {composition} does not fill the {n_sites} sites of a "
-                         f"{repeat}x{repeat}x{repeat} fcc supercell")
-    atoms = bulk("Cu", "fcc", a=a, cubic=True).repeat(repeat)
-    symbols = np.repeat(list(composition), list(composition.values()))
-    atoms.set_chemical_symbols(rng.permutation(symbols))
-    atoms.info["occupation"] = "random"
-    return atoms
-
-
-def relax_with_emt(atoms: Atoms, steps: int, fmax: float = 0.02) -> int:
-    """Relax positions and cell of ``atoms`` in place with EMT and FIRE; returns the steps."""
-    from ase.calculators.emt import EMT
-    from ase.filters import FrechetCellFilter
-    from ase.optimize import FIRE
-
-    atoms.calc = EMT()
-    opt = FIRE(FrechetCellFilter(atoms), logfile=None)
-    opt.run(fmax=fmax, steps=steps)
-    atoms.info["emt_energy_per_atom"] = float(atoms.get_potential_energy() / len(atoms))
-    atoms.calc = None
-    return opt.nsteps
-
-
-def radial_distribution(
-    atoms: Atoms, rmax: float = 6.0, n_points: int = 300, sigma: float = 0.05
-) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian-broadened radial distribution function ``g(r)`` of a periodic structure.
-
-    ``g(r) = V / (N^2 4 pi r^2) sum_{i != j} G_sigma(r - r_ij)`` over all periodic images,
-    so it tends to 1 at large ``r`` and works for cells smaller than ``2 rmax`` (where
-    histogram RDFs limited to half the cell do not).
-
-    Parameters
-    ----------
-    atoms : periodic structure.
-    rmax : largest distance in Angstrom.
-    n_points : grid points in ``(0, rmax]``.
-    sigma : Gaussian width in Angstrom (a few tens of atoms give spiky histograms otherwise).
-
-    Returns
-    -------
-    r, g : (n_points,) arrays.
-    """
-    from ase.neighborlist import neighbor_list
-
-    d = neighbor_list("d", atoms, rmax + 4 * sigma, self_interaction=False)
-    r = np.linspace(rmax / n_points, rmax, n_points)
-    # pairs in chunks: keeps the (pairs, grid) array small for large cells
-    density = np.zeros_like(r)
-    norm = 1.0 / (np.sqrt(2 * np.pi) * sigma)
-    for start in range(0, len(d), 20_000):
-        dd = d[start:start + 20_000, None]
-        density += norm * np.exp(-0.5 * ((r[None, :] - dd) / sigma) ** 2).sum(axis=0)
-    n = len(atoms)
-    g = atoms.get_volume() / (n * n * 4 * np.pi * r**2) * density
-    return r, g
+    relaxed = relax_one(atoms, "emt", fmax=fmax, steps=steps, optimizer="FIRE", cell_filter=True)
+    if "relax_error" in relaxed.info:
+        raise RuntimeError(f"EMT relaxation of the demo alloy failed: {relaxed.info['relax_error']}")
+    atoms.set_cell(relaxed.cell)
+    atoms.positions = relaxed.positions
+    atoms.info["emt_energy_per_atom"] = float(relaxed.info["energy_per_atom"])
+    return int(relaxed.info["relax_steps"])
 
 
 def _composition(atoms: Atoms) -> dict[str, int]:
@@ -158,7 +77,7 @@ def _cell_summary(atoms: Atoms) -> dict:
 
 def _moment_summary(calc: GRSCalculator, B: np.ndarray) -> dict[str, float]:
     """Mean absolute scaled difference per moment order (what the score sums)."""
-    from .grs.objective import MOMENT_NAMES
+    from ..grs.objective import MOMENT_NAMES
 
     diffs = calc.objective.differences(B)
     return {MOMENT_NAMES[p]: float(np.mean(np.abs(D))) for p, D in diffs.items()}
@@ -261,12 +180,12 @@ def _run_demo(out: Path, seed: int, quick: bool, progress: bool, verbose: bool) 
     a_vegard = vegard_lattice_constant({"Cu": 0.75, "Au": 0.25})
     target = random_fcc_alloy({"Cu": 81, "Au": 27}, a_vegard, repeat=3, rng=rng)
     target.rattle(0.02, rng=rng)  # breaks the symmetry EMT forces alone would keep
-    emt_steps = relax_with_emt(target, steps=cfg["emt_steps"])
+    emt_steps = _relax_with_emt(target, steps=cfg["emt_steps"])
     # a second, independent sample of the same alloy: its score against the target is the
     # sample-to-sample noise of a 108-atom random alloy, the yardstick for the GRS score
     reference = random_fcc_alloy({"Cu": 81, "Au": 27}, a_vegard, repeat=3, rng=rng)
     reference.rattle(0.02, rng=rng)
-    relax_with_emt(reference, steps=cfg["emt_steps"])
+    _relax_with_emt(reference, steps=cfg["emt_steps"])
     timings["target_emt_relaxation"] = time.perf_counter() - t0
 
     # 2. candidate: 32 atoms at the target's density, random occupation, rattled

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from ase import Atoms
 
-from ._lammps import lammps_from_atoms, new_lammps
+from .session import lammps_from_atoms, new_lammps
 
 
 def potential_directory() -> str:
@@ -30,7 +30,7 @@ def potential_directory() -> str:
     env = os.environ.get("LAMMPS_POTENTIALS")
     if env:
         return env
-    from ._lammps import import_lammps
+    from .session import import_lammps
 
     import_lammps()
     import lammps

@@ -88,7 +88,7 @@ import numpy as np
 from ase.data import chemical_symbols
 from tqdm.auto import tqdm
 
-from .._atomic import atomic_open, atomic_write_bytes
+from ..._atomic import atomic_open, atomic_write_bytes
 
 __all__ = [
     "AFLOW_CSV_COLUMNS",

@@ -37,8 +37,8 @@ def run_generation_demo(
     """Generate, relax and picture a few perovskites; returns the summary dict."""
     import ase.io
 
+    from ..inference.generator import CrystalGenerator
     from ..relaxation import relax
-    from .generator import CrystalGenerator
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
