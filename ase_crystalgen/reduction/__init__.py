@@ -1,0 +1,30 @@
+"""Judging reduced training sets: do a few structures train a potential as well as the data
+they replace?
+
+* :mod:`.linear` -- :class:`LinearACEModel`, a linear ACE potential (energy and forces,
+  ridge, per-species one-body term) and its ASE calculator: the downstream judge;
+* :mod:`.metrics` -- :func:`coverage` (largest distance from a data-set environment to the
+  selection) and :func:`hull_ratio` (GRS paper eq. 18);
+* :mod:`.strategies` -- baselines (random, farthest-point, k-means snapshots) within an
+  atom or ``N^3`` budget;
+* :mod:`.datasets` -- small labelled EMT data sets (Cu; Cu-Au alloys);
+* :mod:`.judge` -- :func:`judge_selection`, all of the above in one call.
+"""
+
+from .judge import judge_selection
+from .linear import LinearACECalculator, LinearACEModel, reference_labels
+from .metrics import coverage, hull_ratio
+from .strategies import budget, farthest_point, kmeans_snapshots, random_snapshots
+
+__all__ = [
+    "LinearACECalculator",
+    "LinearACEModel",
+    "budget",
+    "coverage",
+    "farthest_point",
+    "hull_ratio",
+    "judge_selection",
+    "kmeans_snapshots",
+    "random_snapshots",
+    "reference_labels",
+]

@@ -1,0 +1,176 @@
+"""Baselines for reducing a data set: whole snapshots picked at random, by farthest-point
+sampling or by k-means, within a budget.
+
+A budget limits the total number of atoms, the sum of ``N^3`` over the picked structures
+(the cost of a DFT calculation grows about as ``N^3``), or both. :func:`budget` gives the
+size of any set, so a baseline can be held to the budget of a GRS set::
+
+    b = budget(grs_members)
+    random_snapshots(data, b["atoms"], rng)           # equal total atoms
+    random_snapshots(data, None, rng, max_n3=b["n3"])  # equal sum of N^3
+
+Every strategy returns structures of ``data`` itself (not copies), in the order picked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from ase import Atoms
+
+__all__ = ["budget", "farthest_point", "kmeans_snapshots", "random_snapshots",
+           "structure_features"]
+
+
+def budget(structures: Sequence[Atoms]) -> dict:
+    """Size of a set: ``n_structures``, ``atoms`` (sum of N) and ``n3`` (sum of N^3)."""
+    sizes = np.array([len(a) for a in structures], dtype=float)
+    return {"n_structures": int(len(sizes)), "atoms": int(sizes.sum()),
+            "n3": float((sizes**3).sum())}
+
+
+class _Budget:
+    """Remaining allowance of atoms and of N^3."""
+
+    def __init__(self, total_atoms, max_n3):
+        if total_atoms is None and max_n3 is None:
+            raise ValueError("give a budget: total_atoms, max_n3 or both")
+        for name, v in (("total_atoms", total_atoms), ("max_n3", max_n3)):
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be positive, not {v}")
+        self.atoms = np.inf if total_atoms is None else float(total_atoms)
+        self.n3 = np.inf if max_n3 is None else float(max_n3)
+
+    def fits(self, n: int) -> bool:
+        return n <= self.atoms and n**3 <= self.n3
+
+    def take(self, n: int) -> None:
+        self.atoms -= n
+        self.n3 -= n**3
+
+
+def _check_data(data) -> list[Atoms]:
+    data = list(data)
+    if not data:
+        raise ValueError("the data set is empty")
+    for k, a in enumerate(data):
+        if not isinstance(a, Atoms) or len(a) == 0:
+            raise ValueError(f"data-set entry {k} is not a non-empty ase.Atoms")
+    return data
+
+
+def structure_features(data: Sequence[Atoms], descriptor) -> np.ndarray:
+    """Mean descriptor row of each structure (n_structures, F), standardised over the set
+    (features constant over the set keep unit scale). ``descriptor`` may also be such an
+    array already (returned standardised)."""
+    if isinstance(descriptor, np.ndarray):
+        X = np.asarray(descriptor, dtype=float)
+        if X.shape[0] != len(data):
+            raise ValueError(f"{X.shape[0]} feature rows for {len(data)} structures")
+    else:
+        X = np.array([B.mean(0) for B in descriptor.compute_many(data)])
+    std = X.std(0)
+    std[std <= 1e-12 * max(float(std.max()), 1e-300)] = 1.0
+    return (X - X.mean(0)) / std
+
+
+def random_snapshots(data: Sequence[Atoms], total_atoms: float | None,
+                     rng: np.random.Generator | None = None, *,
+                     max_n3: float | None = None) -> list[Atoms]:
+    """Whole snapshots in random order, each kept if it still fits the budget.
+
+    Parameters
+    ----------
+    data : the data set.
+    total_atoms : largest total number of atoms (None: no limit on atoms).
+    rng : random generator (``numpy.random.default_rng()`` when None).
+    max_n3 : largest sum of N^3 (None: no limit).
+    """
+    data = _check_data(data)
+    left = _Budget(total_atoms, max_n3)
+    rng = np.random.default_rng() if rng is None else rng
+    picked = []
+    for k in rng.permutation(len(data)):
+        if left.fits(len(data[k])):
+            left.take(len(data[k]))
+            picked.append(data[k])
+    return picked
+
+
+def farthest_point(data: Sequence[Atoms], total_atoms: float | None, descriptor,
+                   rng: np.random.Generator | None = None, *,
+                   max_n3: float | None = None) -> list[Atoms]:
+    """Farthest-point sampling on the structures' standardised mean descriptors.
+
+    Starts from a random structure that fits the budget, then repeatedly adds the one
+    farthest from all picked so far (largest distance to its nearest picked structure)
+    among those that still fit; stops when none fits.
+    ``descriptor`` is a descriptor object or a (n_structures, F) feature array.
+    """
+    data = _check_data(data)
+    left = _Budget(total_atoms, max_n3)
+    rng = np.random.default_rng() if rng is None else rng
+    X = structure_features(data, descriptor)
+    sizes = np.array([len(a) for a in data])
+    available = np.ones(len(data), dtype=bool)
+    fits = np.array([left.fits(n) for n in sizes])
+    if not fits.any():
+        return []
+    first = int(rng.choice(np.flatnonzero(fits)))
+    picked = [first]
+    left.take(sizes[first])
+    available[first] = False
+    nearest = np.linalg.norm(X - X[first], axis=1)
+    while True:
+        ok = available & np.array([left.fits(n) for n in sizes])
+        if not ok.any():
+            break
+        k = int(np.flatnonzero(ok)[np.argmax(nearest[ok])])
+        picked.append(k)
+        left.take(sizes[k])
+        available[k] = False
+        nearest = np.minimum(nearest, np.linalg.norm(X - X[k], axis=1))
+    return [data[k] for k in picked]
+
+
+def kmeans_snapshots(data: Sequence[Atoms], total_atoms: float | None, descriptor,
+                     rng: np.random.Generator | None = None, *,
+                     max_n3: float | None = None) -> list[Atoms]:
+    """k-means on the structures' standardised mean descriptors; from each cluster (largest
+    first) the member nearest its centre that still fits the budget is picked.
+
+    ``k`` starts at the number of structures of mean size that the budget allows and
+    decreases until every cluster gets a pick; with structures of mixed sizes part of the
+    budget can remain unused. ``descriptor`` is a descriptor object or a (n_structures, F)
+    feature array.
+    """
+    from sklearn.cluster import KMeans
+
+    data = _check_data(data)
+    _Budget(total_atoms, max_n3)  # validates the arguments
+    rng = np.random.default_rng() if rng is None else rng
+    X = structure_features(data, descriptor)
+    sizes = np.array([len(a) for a in data])
+    mean = float(sizes.mean())
+    k = len(data)
+    if total_atoms is not None:
+        k = min(k, int(total_atoms // mean))
+    if max_n3 is not None:
+        k = min(k, int(max_n3 // mean**3))
+    k = max(k, 1)
+    seed = int(rng.integers(2**31 - 1))
+    while True:
+        km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(X)
+        left, chosen = _Budget(total_atoms, max_n3), []
+        for c in np.argsort(-np.bincount(km.labels_, minlength=k), kind="stable"):
+            members = np.flatnonzero(km.labels_ == c)
+            members = members[np.argsort(np.linalg.norm(X[members] - km.cluster_centers_[c],
+                                                        axis=1), kind="stable")]
+            fit = [m for m in members if left.fits(sizes[m])]
+            if fit:
+                left.take(sizes[fit[0]])
+                chosen.append(int(fit[0]))
+        if len(chosen) == k or k == 1:
+            return [data[p] for p in chosen]
+        k -= 1
