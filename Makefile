@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 # multi-GB CUDA build. GPU users: see README ("Installing on a GPU machine").
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test docs lint bench clean
 
 $(VENV)/.base:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ demo: $(VENV)/.demo
 test: $(VENV)/.all
 	$(PY) -m pytest -q
 
+# the docs site (Sphinx + MyST: docs/*.md as pages, API reference from the docstrings);
+# warnings are errors
+docs: $(VENV)/.all
+	rm -rf docs/_build docs/generated
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
+
 lint: $(VENV)/.all
 	$(VENV)/bin/ruff check ase_crystalgen tests examples benchmarks
 
@@ -36,4 +43,4 @@ bench: $(VENV)/.all
 	$(PY) benchmarks/bench_ace.py
 
 clean:
-	rm -rf $(VENV) demo-output build *.egg-info
+	rm -rf $(VENV) demo-output build *.egg-info docs/_build docs/generated

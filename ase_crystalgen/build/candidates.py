@@ -4,7 +4,8 @@ Section III.3 of the GRS paper proposes three kinds of initial candidate:
 
 * random chemical occupations of supercells of a known parent lattice;
 * supercells of arbitrary parent lattices from Hermite normal form (HNF) transformations
-  (the first step of Hart & Forcade's derivative-structure enumeration);
+  (the first step of Hart & Forcade's derivative-structure enumeration [1]_), reduced to
+  compact cells (Nguyen & Stehlé's lattice reduction [2]_);
 * random dense or amorphous periodic cells at a density close to the target's, with minimum
   distances of a fraction of the covalent-radius sums (0.5 in the paper's code, placed by the
   ``ase-ga`` start generator).

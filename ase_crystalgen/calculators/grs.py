@@ -46,6 +46,8 @@ class GRSCalculator(Calculator):
     scale : descriptor scales of a target built here: ``"rms"`` (per descriptor) or
         ``"group"`` (per rank); see :class:`DescriptorTarget`.
 
+    Notes
+    -----
     The maths lives in :attr:`potential` (a
     :class:`~ase_crystalgen.grs.potential.GRSPotential`); ``set()`` rebuilds it.
 

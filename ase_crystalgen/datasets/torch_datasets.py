@@ -1,4 +1,4 @@
-"""torch ``Dataset``s over a processed data set: generation, and modification pairs.
+"""torch ``Dataset`` classes over a processed data set: generation, and modification pairs.
 
 Items are dicts of fixed-shape tensors, so the default collate function batches them:
 

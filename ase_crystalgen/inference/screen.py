@@ -6,15 +6,14 @@ convex hull -> an ASE database, a CSV / markdown summary and a plot.
 
 Everything lives in one output directory:
 
-``settings.json``      what was asked (a resumed screen must ask the same)
-``candidates.extxyz``  the generated structures, written once, atomically
-``screen.db``          ASE database: one row per relaxed (or failed) candidate, keyed by
-                       ``cid``; each row is committed as its relaxation finishes, so an
-                       interrupted screen (Ctrl-C, a killed process) loses at most the
-                       relaxations in flight
-``references.db``      the reference relaxations, committed one by one in the same way
-``references.extxyz``  the hull's reference structures and energies (computed once)
-``summary.csv``, ``summary.md``, ``screen.png``
+* ``settings.json``: what was asked (a resumed screen must ask the same);
+* ``candidates.extxyz``: the generated structures, written once, atomically;
+* ``screen.db``: ASE database, one row per relaxed (or failed) candidate, keyed by ``cid``;
+  each row is committed as its relaxation finishes, so an interrupted screen (Ctrl-C, a
+  killed process) loses at most the relaxations in flight;
+* ``references.db``: the reference relaxations, committed one by one in the same way;
+* ``references.extxyz``: the hull's reference structures and energies (computed once);
+* ``summary.csv``, ``summary.md``, ``screen.png``.
 
 Inputs (the references and known-phase files, the calculator name, the model, the conditions)
 are checked before any work; ``settings.json`` is written only once they pass.

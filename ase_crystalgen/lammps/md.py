@@ -94,8 +94,8 @@ def lammps_snapshots(
     steps, every : total MD steps and the snapshot interval (the start is snapshot 0).
     timestep : ps (``units metal``).
     ensemble : ``"nvt"`` or ``"npt"`` (isotropic ``pressure`` in bar), or ``"nve"``.
-    strain_rate : engineering strain rate in 1/ps along ``strain_axis`` (``fix deform
-        erate``), for tensile or compressive tests; with ``ensemble="npt"`` the other two
+    strain_rate : engineering strain rate in 1/ps along ``strain_axis``
+        (``fix deform erate``), for tensile or compressive tests; with ``ensemble="npt"`` the other two
         axes relax to ``pressure``.
     extra_commands : more LAMMPS commands before the run (computes, fixes, ...).
 
