@@ -138,6 +138,26 @@ def test_top_level_call_accepts_a_descriptor_target_and_bounds(tmp_path):
         generate_representative_structures(dt, cell=cell)
 
 
+def test_restarts_keep_the_lowest_energy_anneal():
+    """The first of the two restarts (the default on a lattice) is the single anneal (same
+    random stream), so the kept member's energy is never above it; the sites and the
+    composition are kept."""
+    rng = np.random.default_rng(3)
+    t = _fcc(repeat=3)
+    t.numbers[rng.permutation(len(t))[:27]] = 79  # a random Cu3Au-like target
+    cell = _fcc()
+    for seed in range(2):
+        kw = dict(cell=cell, composition={"Au": 8, "Cu": 24}, rng=seed, anneal_steps=150,
+                  w_intra=0.0)
+        (one,) = generate_representative_structures(t, restarts=1, **kw)
+        (two,) = generate_representative_structures(t, **kw)  # 2 on a lattice
+        assert two.info["grs_score"] <= one.info["grs_score"] + 1e-12
+        assert two.get_chemical_formula() == "Au8Cu24"
+        assert np.allclose(two.positions, cell.positions)
+    with pytest.raises(ValueError, match="restarts must be a whole number >= 1"):
+        generate_representative_structures(t, cell=cell, restarts=0)
+
+
 def test_top_level_call_bad_input():
     t = _fcc(repeat=1)
     t.symbols[::4] = "Au"

@@ -106,6 +106,7 @@ def generate_representative_structures(
     w_inter: float = 1.0,
     w_intra: float = 1.0,
     anneal_steps: int | None = None,
+    restarts: int | None = None,
     moves=None,
     relax_steps: int | None = None,
     fmax: float = 1e-3,
@@ -158,6 +159,10 @@ def generate_representative_structures(
     w_inter, w_intra : weights of the member's own term and of the joint term.
     anneal_steps : simulated-annealing steps per member (default 2000 on a lattice,
         0 off it); the temperature is set automatically.
+    restarts : independent anneals per member, each from a new random start; the one of
+        lowest energy is kept (default 2 on a lattice, 1 off it). On a lattice the
+        landscape has funnels that one anneal finds only some of the time, and a second
+        anneal helps more than a longer one (docs/grs-search.md, "Funnels").
     moves : annealing moves (default: swaps on a lattice, or flips inside the bounds;
         ``{"swap": 0.5, "displace": 0.5}`` off it).
     relax_steps, fmax, relax_cell, optimizer : the relaxation after annealing (default
@@ -202,6 +207,10 @@ def generate_representative_structures(
     if n_structures < 1:
         raise ValueError("n_structures must be >= 1")
     lattice = cell is not None or candidates == "lattice"
+    if restarts is None:
+        restarts = 2 if lattice else 1
+    if int(restarts) != restarts or restarts < 1:
+        raise ValueError(f"restarts must be a whole number >= 1, got {restarts}")
     if cell is not None and candidates not in (None, "lattice"):
         raise ValueError("give either cell= or candidates=, not both")
     if candidates is None:
@@ -308,24 +317,30 @@ def generate_representative_structures(
 
         it = tqdm(it, desc="representative structures", unit="structure")
     for k in it:
-        atoms = make_candidate(sizes[k])
         calc.set_context(member_B)
-        atoms.calc = calc
-        history = [calc.get_potential_energy(atoms)]
-        if anneal_steps > 0:
-            from .moves import Flip
-
-            if moves is not None:
-                mv = moves
-            elif lattice:
-                mv = Flip(bounds=bounds) if bounds else "swap"
-            else:
-                mv = {"swap": 0.5, "displace": 0.5}
-            sa = SimulatedAnnealing(atoms, moves=mv, rng=rng, n_steps=anneal_steps)
-            sa.attach(lambda h=history, s=sa: h.append(float(s.ev.energy)), interval=10)
-            sa.run()
-            atoms = sa.best_atoms.copy()
+        best = None
+        for _ in range(int(restarts) if anneal_steps > 0 else 1):
+            atoms = make_candidate(sizes[k])
             atoms.calc = calc
+            history = [calc.get_potential_energy(atoms)]
+            energy = history[0]
+            if anneal_steps > 0:
+                from .moves import Flip
+
+                if moves is not None:
+                    mv = moves
+                elif lattice:
+                    mv = Flip(bounds=bounds) if bounds else "swap"
+                else:
+                    mv = {"swap": 0.5, "displace": 0.5}
+                sa = SimulatedAnnealing(atoms, moves=mv, rng=rng, n_steps=anneal_steps)
+                sa.attach(lambda h=history, s=sa: h.append(float(s.ev.energy)), interval=10)
+                sa.run()
+                atoms, energy = sa.best_atoms.copy(), float(sa.best_energy)
+            if best is None or energy < best[1]:
+                best = (atoms, energy, history)
+        atoms, _, history = best
+        atoms.calc = calc
         if relax_steps > 0:
             import warnings
 
