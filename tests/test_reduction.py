@@ -112,6 +112,30 @@ def test_small_ridge_penalty_barely_moves_the_exact_answer(truth, small_desc):
     assert err["force_rmse"] > 1e-3
 
 
+def test_standardising_on_a_reference_set_is_a_reparametrisation(truth, small_desc, cu_data):
+    ref = truth["test"] + truth["train"][:3]
+    atoms = _cuau(seed=4)
+    plain = LinearACEModel(small_desc, alpha=0.0).fit(truth["train"])
+    on_ref = LinearACEModel(small_desc, alpha=0.0).fit(truth["train"], reference=ref)
+    assert not np.allclose(on_ref.scale, plain.scale)
+    assert on_ref.predict(atoms)[0] == pytest.approx(plain.predict(atoms)[0], abs=1e-8)
+    # with a penalty the standardisation decides which weights are cheap
+    plain = LinearACEModel(small_desc, alpha=1e-2).fit(truth["train"][:4])
+    on_ref = LinearACEModel(small_desc, alpha=1e-2).fit(truth["train"][:4], reference=cu_data)
+    assert abs(on_ref.predict(atoms)[0] - plain.predict(atoms)[0]) > 1e-4
+
+
+def test_cross_validation_picks_the_smallest_penalty_for_exact_data(truth, small_desc):
+    model = LinearACEModel(small_desc, alpha=[1.0, 1e-2, 1e-12], cv_folds=4).fit(truth["train"])
+    assert model.alpha_ == 1e-12
+    scores = model.fit_info["cv_scores"]
+    assert scores[2] < 1e-12 < scores[1] < scores[0]
+    plain = LinearACEModel(small_desc, alpha=1e-12).fit(truth["train"])
+    np.testing.assert_allclose(model.weights, plain.weights, atol=1e-12)
+    with pytest.raises(ValueError, match="needs at least 2 structures"):
+        LinearACEModel(small_desc, alpha=[1e-3, 1.0]).fit(truth["train"][:1])
+
+
 def test_energy_only_fit_recovers_energies(truth, small_desc):
     model = LinearACEModel(small_desc, alpha=0.0, force_weight=0.0)
     bare = [Atoms(a.numbers, a.positions, cell=a.cell, pbc=True) for a in truth["train"]]
@@ -403,6 +427,7 @@ def test_emt_data_sets_are_labelled_deterministic_and_as_described():
         np.testing.assert_array_equal(x.positions, y.positions)
         assert x.get_chemical_symbols() == y.get_chemical_symbols()
     assert [x.info["x_au"] for x in a] == [0.0, 0.5, 0.5, 1.0]
+    assert [x.info["arrangement"] for x in a] == [0, 0, 1, 0]
     assert [x.get_chemical_symbols().count("Au") for x in a] == [0, 2, 2, 4]
     frame = a[1]
     ref = frame.copy()
@@ -415,3 +440,23 @@ def test_emt_data_sets_are_labelled_deterministic_and_as_described():
     assert cu[0].cell.lengths() == pytest.approx([3.6 * 1.01] * 3)
     with pytest.raises(ValueError, match="Au fraction 1.5 is outside"):
         emt_cuau_snapshots(compositions=(1.5,))
+
+
+# ---------------------------------------------------------------- the example
+def test_reduction_example_judges_every_selection_at_the_grs_budget():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "reduction_judge.py"
+    spec = importlib.util.spec_from_file_location("example_reduction_judge", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    res = module.main(quick=True)
+    rows = {r["name"]: r for r in res["rows"]}
+    assert {"GRS", "random", "farthest", "kmeans", "all"} <= set(rows)
+    for name in ("random", "farthest", "kmeans"):
+        assert rows[name]["atoms"] <= rows["GRS"]["atoms"]
+    full = rows["all"]
+    assert full["max_distance"] == 0.0 and full["hull_ratio"] == pytest.approx(1.0)
+    assert full["force_rmse"] < 0.5 * res["force_std"]
+    assert all(np.isfinite(r["force_rmse"]) for r in rows.values())

@@ -21,11 +21,13 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import thermalize_momenta
 
-__all__ = ["A_AU", "A_CU", "emt_cu_snapshots", "emt_cuau_snapshots", "label"]
+from ase_crystalgen.build.alloys import random_fcc_alloy, vegard_lattice_constant
+from ase_crystalgen.structures import as_rng
 
-#: fcc lattice constants (Angstrom) close to EMT's zero-pressure values
+__all__ = ["A_CU", "emt_cu_snapshots", "emt_cuau_snapshots", "label"]
+
+#: fcc lattice constant of Cu (Angstrom), close to EMT's (as in the reduction example)
 A_CU = 3.6
-A_AU = 4.06
 
 
 def label(atoms: Atoms, calc) -> Atoms:
@@ -102,7 +104,7 @@ def emt_cu_snapshots(
     list of Atoms with a SinglePointCalculator (energy, forces) and ``info["temperature"]``
     and ``info["strain"]``.
     """
-    rng = np.random.default_rng(rng)
+    rng = as_rng(rng)
     _check_common(n_snapshots, equilibration, interval, timestep, temperatures)
     frames = []
     for repeat in repeats:
@@ -123,7 +125,7 @@ def emt_cuau_snapshots(
     compositions: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
     temperatures: Sequence[float] = (300, 900, 1500),
     repeat: int = 2,
-    n_occupations: int = 2,
+    n_arrangements: int = 2,
     n_snapshots: int = 2,
     equilibration: int = 20,
     interval: int = 10,
@@ -131,37 +133,36 @@ def emt_cuau_snapshots(
 ) -> list[Atoms]:
     """EMT Langevin snapshots of random fcc Cu-Au alloys (chemical disorder plus thermal).
 
-    For each Au fraction ``x`` in ``compositions``, ``n_occupations`` random arrangements of
+    For each Au fraction ``x`` in ``compositions``, ``n_arrangements`` random arrangements of
     exactly ``round(x N)`` Au atoms on an fcc ``repeat**3`` conventional supercell (32 sites
-    by default) at the Vegard's-law lattice constant; each arrangement is run at every
+    by default; :func:`~ase_crystalgen.build.alloys.random_fcc_alloy`) at the Vegard's-law
+    lattice constant; each arrangement is run at every
     temperature as in :func:`emt_cu_snapshots` (the pure ends have one arrangement). The
     defaults give 48 structures (1,536 atoms) in about 5 s.
 
     Returns
     -------
     list of Atoms with a SinglePointCalculator (energy, forces) and ``info`` keys
-    ``temperature``, ``x_au`` and ``occupation``.
+    ``temperature``, ``x_au`` and ``arrangement`` (index of the random occupation).
     """
-    rng = np.random.default_rng(rng)
+    rng = as_rng(rng)
     _check_common(n_snapshots, equilibration, interval, timestep, temperatures)
-    if n_occupations < 1 or repeat < 1:
-        raise ValueError("need n_occupations >= 1 and repeat >= 1")
+    if n_arrangements < 1 or repeat < 1:
+        raise ValueError("need n_arrangements >= 1 and repeat >= 1")
     frames = []
+    n_sites = 4 * repeat**3
     for x in compositions:
         if not 0.0 <= x <= 1.0:
             raise ValueError(f"Au fraction {x} is outside [0, 1]")
-        a = (1 - x) * A_CU + x * A_AU
-        base = bulk("Cu", "fcc", a=a, cubic=True).repeat(repeat)
-        n_au = int(round(x * len(base)))
+        n_au = int(round(x * n_sites))
+        counts = {"Cu": n_sites - n_au, "Au": n_au}
+        a = vegard_lattice_constant(counts)
         # the pure ends have a single arrangement
-        for occ in range(n_occupations if 0 < n_au < len(base) else 1):
-            atoms = base.copy()
-            symbols = np.array(["Cu"] * len(atoms))
-            symbols[rng.choice(len(atoms), size=n_au, replace=False)] = "Au"
-            atoms.set_chemical_symbols(symbols.tolist())
+        for arrangement in range(n_arrangements if 0 < n_au < n_sites else 1):
+            atoms = random_fcc_alloy(counts, a, repeat, rng)
             for T in temperatures:
                 for f in _langevin_frames(atoms, rng, T, n_snapshots, equilibration,
                                           interval, timestep):
-                    f.info.update(x_au=n_au / len(atoms), occupation=occ)
+                    f.info.update(x_au=n_au / n_sites, arrangement=arrangement)
                     frames.append(f)
     return frames

@@ -11,11 +11,15 @@ from .linear import LinearACEModel
 from .metrics import coverage, hull_ratio
 from .strategies import budget
 
-__all__ = ["judge_selection"]
+__all__ = ["DEFAULT_ALPHAS", "judge_selection"]
+
+#: ridge penalties the judge chooses from by cross-validation on the selection itself
+DEFAULT_ALPHAS = (1e-8, 1e-6, 1e-4, 1e-2)
 
 
 def judge_selection(selected: Sequence[Atoms], test: Sequence[Atoms], descriptor,
-                    data: Sequence[Atoms] | None = None, *, alpha: float = 1e-8,
+                    data: Sequence[Atoms] | None = None, *,
+                    alpha: float | Sequence[float] = DEFAULT_ALPHAS,
                     energy_weight: float = 1.0, force_weight: float = 1.0,
                     hull_components: int | None = 3, model_descriptor=None) -> dict:
     """Fit a :class:`~.linear.LinearACEModel` on ``selected``, report its errors on ``test``,
@@ -27,9 +31,13 @@ def judge_selection(selected: Sequence[Atoms], test: Sequence[Atoms], descriptor
     test : labelled structures to measure errors on (held out from ``data``).
     descriptor : descriptor of the coverage measures, and of the model unless
         ``model_descriptor`` is given.
-    data : the full data set the selection stands for (unlabelled is fine); without it the
-        coverage keys are absent.
-    alpha, energy_weight, force_weight : of the model.
+    data : the full data set the selection stands for (unlabelled is fine). It also
+        standardises the model's features, so that ``alpha`` means the same for every
+        selection of one data set. Without it the coverage keys are absent.
+    alpha, energy_weight, force_weight : of the model. By default the penalty is chosen
+        from :data:`DEFAULT_ALPHAS` by cross-validation over the selection's own structures
+        (never the test set), so that tiny selections are not judged at a penalty tuned
+        for large ones.
     hull_components : cap on the principal components of eq. 18 (the cap's warning is
         silenced; ``hull["capped"]`` reports it). ``None`` keeps the 99 %-variance count.
 
@@ -42,7 +50,7 @@ def judge_selection(selected: Sequence[Atoms], test: Sequence[Atoms], descriptor
     """
     model = LinearACEModel(model_descriptor or descriptor, alpha=alpha,
                            energy_weight=energy_weight, force_weight=force_weight)
-    model.fit(selected)
+    model.fit(selected, reference=data)
     forces = force_weight > 0
     out = {"test": model.errors(test, forces=forces), "train": model.errors(selected, forces=forces),
            "budget": budget(selected), "fit": dict(model.fit_info), "model": model}

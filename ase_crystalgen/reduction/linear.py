@@ -28,7 +28,7 @@ problem is well posed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +74,9 @@ class LinearACEModel:
     ----------
     descriptor : a species-block descriptor with ``compute``, ``compute_with_gradients``
         and ``forward`` (e.g. :class:`~ase_crystalgen.descriptors.ace.ACEDescriptor`).
-    alpha : ridge penalty on the standardised weights (0 for plain least squares).
+    alpha : ridge penalty on the standardised weights (0 for plain least squares), or a
+        list of penalties to choose from by cross-validation over whole structures of the
+        training set (``cv_folds`` folds; the chosen one is ``alpha_``).
     energy_weight, force_weight : weights of the mean squared per-atom energy error
         ((eV/atom)^2) and of the mean squared force-component error ((eV/A)^2).
         ``force_weight=0`` fits energies only and then needs no reference forces.
@@ -85,7 +87,8 @@ class LinearACEModel:
     ------------------------------
     weights : (n_features,) ``w`` in the descriptor's layout (eV per descriptor unit).
     e0 : (n_species,) one-body energies in the order of ``descriptor.elements`` (eV).
-    fit_info : sizes, rank and training errors of the last fit.
+    alpha_ : the penalty used by the last fit.
+    fit_info : sizes, rank, penalty (and cross-validation scores) of the last fit.
 
     Examples
     --------
@@ -94,17 +97,24 @@ class LinearACEModel:
     >>> atoms.calc = model.as_calculator()                               # doctest: +SKIP
     """
 
-    def __init__(self, descriptor, alpha: float = 1e-8, energy_weight: float = 1.0,
-                 force_weight: float = 1.0, energy_key: str = "energy",
-                 forces_key: str = "forces"):
-        for name, value in (("alpha", alpha), ("energy_weight", energy_weight),
-                            ("force_weight", force_weight)):
+    def __init__(self, descriptor, alpha: float | Sequence[float] = 1e-8,
+                 energy_weight: float = 1.0, force_weight: float = 1.0,
+                 energy_key: str = "energy", forces_key: str = "forces", cv_folds: int = 5):
+        alphas = np.atleast_1d(np.asarray(alpha, dtype=float))
+        if alphas.ndim != 1 or len(alphas) == 0:
+            raise ValueError("alpha must be a number or a non-empty list of numbers")
+        for name, value in [("alpha", a) for a in alphas] + [
+                ("energy_weight", energy_weight), ("force_weight", force_weight)]:
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, not {value}")
+        if int(cv_folds) < 2:
+            raise ValueError("cv_folds must be at least 2")
         if energy_weight == 0 and force_weight == 0:
             raise ValueError("energy_weight and force_weight cannot both be 0")
         self.descriptor = descriptor
-        self.alpha = float(alpha)
+        self.alpha = float(alphas[0]) if np.ndim(alpha) == 0 else alphas.tolist()
+        self.cv_folds = int(cv_folds)
+        self.alpha_: float | None = None
         self.energy_weight = float(energy_weight)
         self.force_weight = float(force_weight)
         self.energy_key, self.forces_key = energy_key, forces_key
@@ -183,8 +193,34 @@ class LinearACEModel:
         return counts, B.sum(0), B, -G.transpose(0, 2, 1).reshape(3 * N, -1)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, structures: Iterable[Atoms]) -> LinearACEModel:
+    def _standardisation(self, B: np.ndarray, species: np.ndarray):
+        """Per-species mean and standard deviation of each feature column over the rows
+        ``B`` (zero mean and unit scale for species without rows and for constant
+        features)."""
+        col_species = self._block_species()
+        mean, scale = np.zeros(B.shape[1]), np.ones(B.shape[1])
+        for s in range(len(self.elements)):
+            rows = B[species == s]
+            if len(rows):
+                cols = col_species == s
+                mean[cols] = rows[:, cols].mean(0)
+                std = rows[:, cols].std(0)
+                # constant features keep unit scale (their weight is then set by the penalty)
+                std[std <= 1e-12 * max(float(std.max()), 1e-300)] = 1.0
+                scale[cols] = std
+        return mean, scale
+
+    def fit(self, structures: Iterable[Atoms], reference: Iterable[Atoms] | None = None
+            ) -> LinearACEModel:
         """Fit ``e0`` and ``w`` to the reference energies (and forces) of ``structures``.
+
+        Parameters
+        ----------
+        structures : labelled structures.
+        reference : structures (labels not needed) whose per-species feature means and
+            standard deviations standardise the features instead of those of
+            ``structures``: the full data set when several reductions of it are judged, so
+            that ``alpha`` penalises the same weights for every selection.
 
         Returns the model, so ``LinearACEModel(d).fit(train).errors(test)`` reads in one line.
         """
@@ -193,43 +229,40 @@ class LinearACEModel:
         ns, F = len(self.elements), self.descriptor.n_features
         feats = [self._structure_features(a, need_forces) for a in structures]
 
-        # per-species centring and scaling of the feature columns, over the training atoms
+        if reference is None:
+            Ball = np.concatenate([B for _, _, B, _ in feats])
+            sp_all = np.concatenate([self.descriptor.species_of(a) for a in structures])
+        else:
+            reference = [reference] if isinstance(reference, Atoms) else list(reference)
+            if not reference:
+                raise ValueError("the reference set for standardisation is empty")
+            Ball = np.concatenate(self.descriptor.compute_many(reference))
+            sp_all = np.concatenate([self.descriptor.species_of(a) for a in reference])
+        mean, scale = self._standardisation(Ball, sp_all)
         col_species = self._block_species()
         trained = np.zeros(ns, dtype=bool)
-        mean, scale = np.zeros(F), np.ones(F)
-        Ball = np.concatenate([B for _, _, B, _ in feats])
-        sp_all = np.concatenate([self.descriptor.species_of(a) for a in structures])
-        for s in range(ns):
-            rows = Ball[sp_all == s]
-            if len(rows):
-                trained[s] = True
-                cols = col_species == s
-                mean[cols] = rows[:, cols].mean(0)
-                std = rows[:, cols].std(0)
-                # constant features: unit scale (their weight is then set by the penalty)
-                std[std <= 1e-12 * max(float(std.max()), 1e-300)] = 1.0
-                scale[cols] = std
+        for a in structures:
+            trained[self.descriptor.species_of(a)] = True
 
+        # per-structure rows in standardised coordinates: theta = [e0', w * scale]
         n_atoms = np.array([len(a) for a in structures], dtype=float)
-        n_e, n_f = len(structures), int(3 * n_atoms.sum()) if need_forces else 0
-        blocks, targets = [], []
-        if self.energy_weight > 0:
-            counts = np.array([c for c, _, _, _ in feats])
-            S = np.array([b for _, b, _, _ in feats])
-            Xe = np.hstack([counts, (S - counts[:, col_species] * mean) / scale])
-            we = np.sqrt(self.energy_weight / n_e)
-            blocks.append(we * Xe / n_atoms[:, None])
-            targets.append(we * energies / n_atoms)
-        if need_forces:
-            wf = np.sqrt(self.force_weight / n_f)
-            for (_, _, _, XF), f in zip(feats, forces):
-                blocks.append(np.hstack([np.zeros((len(XF), ns)), wf * XF / scale]))
-                targets.append(wf * f.reshape(-1))
-        if self.alpha > 0:
-            blocks.append(np.hstack([np.zeros((F, ns)), np.sqrt(self.alpha) * np.eye(F)]))
-            targets.append(np.zeros(F))
-        A, b = np.vstack(blocks), np.concatenate(targets)
-        theta, _, rank, sv = np.linalg.lstsq(A, b, rcond=None)
+        rows = []
+        for (counts, S, _, XF), e, f, n in zip(feats, energies, forces, n_atoms):
+            xe = np.r_[counts, (S - counts[col_species] * mean) / scale] / n
+            xf = yf = None
+            if need_forces:
+                xf = np.hstack([np.zeros((len(XF), ns)), XF / scale])
+                yf = f.reshape(-1)
+            rows.append((xe, e / n, xf, yf))
+
+        alphas = np.atleast_1d(np.asarray(self.alpha, dtype=float))
+        cv_scores = None
+        if len(alphas) > 1:
+            cv_scores = self._cross_validate(rows, alphas)
+            alpha = float(alphas[int(np.argmin(cv_scores))])
+        else:
+            alpha = float(alphas[0])
+        theta, rank, sv = self._solve(rows, np.arange(len(rows)), alpha)
 
         w = theta[ns:] / scale
         e0 = theta[:ns].copy()
@@ -240,13 +273,61 @@ class LinearACEModel:
         e0[~trained] = 0.0
         self.weights, self.e0, self.mean, self.scale = w, e0, mean, scale
         self.trained_species = trained
+        self.alpha_ = alpha
         self.fit_info = {
             "n_structures": len(structures), "n_atoms": int(n_atoms.sum()),
-            "n_energy_rows": n_e if self.energy_weight > 0 else 0, "n_force_rows": n_f,
-            "n_parameters": ns + F, "rank": int(rank),
+            "n_energy_rows": len(rows) if self.energy_weight > 0 else 0,
+            "n_force_rows": int(3 * n_atoms.sum()) if need_forces else 0,
+            "n_parameters": ns + F, "rank": int(rank), "alpha": alpha,
             "condition": float(sv[0] / sv[-1]) if len(sv) and sv[-1] > 0 else float("inf"),
         }
+        if cv_scores is not None:
+            self.fit_info["cv_alphas"] = alphas.tolist()
+            self.fit_info["cv_scores"] = np.asarray(cv_scores).tolist()
         return self
+
+    def _solve(self, rows, idx, alpha: float):
+        """Least squares over the structures ``idx`` of ``rows``, with the Tikhonov rows."""
+        ns, F = len(self.elements), self.descriptor.n_features
+        blocks, targets = [], []
+        if self.energy_weight > 0:
+            we = np.sqrt(self.energy_weight / len(idx))
+            blocks.append(we * np.array([rows[k][0] for k in idx]))
+            targets.append(we * np.array([rows[k][1] for k in idx]))
+        if self.force_weight > 0:
+            wf = np.sqrt(self.force_weight / sum(len(rows[k][3]) for k in idx))
+            blocks += [wf * rows[k][2] for k in idx]
+            targets += [wf * rows[k][3] for k in idx]
+        if alpha > 0:
+            blocks.append(np.hstack([np.zeros((F, ns)), np.sqrt(alpha) * np.eye(F)]))
+            targets.append(np.zeros(F))
+        theta, _, rank, sv = np.linalg.lstsq(np.vstack(blocks), np.concatenate(targets),
+                                             rcond=None)
+        return theta, rank, sv
+
+    def _cross_validate(self, rows, alphas) -> np.ndarray:
+        """Mean held-out loss (the fit's loss without the penalty) of each ``alpha`` over
+        ``min(cv_folds, n_structures)`` folds of whole structures (structure ``k`` in fold
+        ``k mod K``)."""
+        n = len(rows)
+        if n < 2:
+            raise ValueError("choosing alpha by cross-validation needs at least 2 structures")
+        K = min(self.cv_folds, n)
+        folds = np.arange(n) % K
+        scores = np.zeros(len(alphas))
+        for k in range(K):
+            train, held = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+            for a, alpha in enumerate(alphas):
+                theta, _, _ = self._solve(rows, train, alpha)
+                loss = 0.0
+                if self.energy_weight > 0:
+                    de = np.array([rows[j][0] @ theta - rows[j][1] for j in held])
+                    loss += self.energy_weight * np.mean(de**2)
+                if self.force_weight > 0:
+                    df = np.concatenate([rows[j][2] @ theta - rows[j][3] for j in held])
+                    loss += self.force_weight * np.mean(df**2)
+                scores[a] += loss / K
+        return scores
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self):
@@ -327,7 +408,7 @@ class LinearACEModel:
             "descriptor_class": type(self.descriptor).__name__,
             "descriptor": self.descriptor.todict(),
             "hyperparameters": {"alpha": self.alpha, "energy_weight": self.energy_weight,
-                                "force_weight": self.force_weight,
+                                "force_weight": self.force_weight, "cv_folds": self.cv_folds,
                                 "energy_key": self.energy_key, "forces_key": self.forces_key},
             "fit_info": self.fit_info,
         }
@@ -385,6 +466,7 @@ class LinearACEModel:
         model.mean, model.scale = arrays["mean"].astype(float), arrays["scale"].astype(float)
         model.trained_species = arrays["trained_species"].astype(bool)
         model.fit_info = dict(meta.get("fit_info", {}))
+        model.alpha_ = model.fit_info.get("alpha")
         return model
 
 
