@@ -348,6 +348,9 @@ def test_judge_selection_reports_errors_coverage_and_budget(cu_data, cu_desc):
     assert out["test"]["n_structures"] == len(cu_data) - 8
     assert out["train"]["force_rmse"] <= out["test"]["force_rmse"]
     assert out["coverage"]["max_distance"] > 0 and 0 < out["hull"]["ratio"] <= 1 + 1e-9
+    assert out["fit"]["alpha"] in out["fit"]["cv_alphas"]
+    one = judge_selection(cu_data[:1], cu_data[8:], cu_desc, alpha=(1e-8, 1e-3))
+    assert one["fit"]["alpha"] == 1e-3 and "coverage" not in one
 
 
 # ---------------------------------------------------------------- baselines

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 from ase import Atoms
 
 from .linear import LinearACEModel
@@ -37,7 +38,7 @@ def judge_selection(selected: Sequence[Atoms], test: Sequence[Atoms], descriptor
     alpha, energy_weight, force_weight : of the model. By default the penalty is chosen
         from :data:`DEFAULT_ALPHAS` by cross-validation over the selection's own structures
         (never the test set), so that tiny selections are not judged at a penalty tuned
-        for large ones.
+        for large ones; a selection of one structure gets the largest penalty.
     hull_components : cap on the principal components of eq. 18 (the cap's warning is
         silenced; ``hull["capped"]`` reports it). ``None`` keeps the 99 %-variance count.
 
@@ -48,6 +49,9 @@ def judge_selection(selected: Sequence[Atoms], test: Sequence[Atoms], descriptor
     ``model`` itself and, with ``data``, ``coverage`` (:func:`~.metrics.coverage`) and
     ``hull`` (:func:`~.metrics.hull_ratio`).
     """
+    selected = [selected] if isinstance(selected, Atoms) else list(selected)
+    if np.ndim(alpha) and len(selected) < 2:
+        alpha = max(alpha)  # no cross-validation on one structure: the most cautious penalty
     model = LinearACEModel(model_descriptor or descriptor, alpha=alpha,
                            energy_weight=energy_weight, force_weight=force_weight)
     model.fit(selected, reference=data)

@@ -140,7 +140,7 @@ def kmeans_snapshots(data: Sequence[Atoms], total_atoms: float | None, descripto
     """k-means on the structures' standardised mean descriptors; from each cluster (largest
     first) the member nearest its centre that still fits the budget is picked.
 
-    ``k`` starts at the number of structures of mean size that the budget allows and
+    ``k`` starts at the number of the smallest structures that the budget allows and
     decreases until every cluster gets a pick; with structures of mixed sizes part of the
     budget can remain unused. ``descriptor`` is a descriptor object or a (n_structures, F)
     feature array.
@@ -152,12 +152,12 @@ def kmeans_snapshots(data: Sequence[Atoms], total_atoms: float | None, descripto
     rng = np.random.default_rng() if rng is None else rng
     X = structure_features(data, descriptor)
     sizes = np.array([len(a) for a in data])
-    mean = float(sizes.mean())
+    smallest = float(sizes.min())
     k = len(data)
     if total_atoms is not None:
-        k = min(k, int(total_atoms // mean))
+        k = min(k, int(total_atoms // smallest))
     if max_n3 is not None:
-        k = min(k, int(max_n3 // mean**3))
+        k = min(k, int(max_n3 // smallest**3))
     k = max(k, 1)
     seed = int(rng.integers(2**31 - 1))
     while True:
