@@ -115,6 +115,36 @@ def test_training_writes_checkpoint_model_and_plot(data_dir, tmp_path):
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
 
 
+def test_a_checkpoint_loads_as_its_exported_model(data_dir, tmp_path):
+    """A run's checkpoint.pt loads its EMA weights and data schema: it samples exactly what the
+    exported model directory samples. A checkpoint written before the schema was stored in it
+    falls back on its data set, and says so when that cannot be read."""
+    train(config(data_dir, tmp_path / "run", max_steps=2))
+    from_dir, from_ckpt = load_model(tmp_path / "run" / "model"), load_model(tmp_path / "run")
+    assert from_ckpt.meta["data_schema"] == from_dir.meta["data_schema"]
+    from ase_crystalgen.inference.pipeline import condition_tensors
+
+    z = np.array([38, 22, 8, 8, 8])
+    cond = condition_tensors([z, z], [221, 99], [0.0, -0.1], max_atoms=8)
+    a = sample_tensors(from_dir, cond, steps=3, generator=torch.Generator().manual_seed(0))
+    b = sample_tensors(from_ckpt, cond, steps=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    del state["data_schema"]
+    old = tmp_path / "old.pt"
+    torch.save(state, old)
+    keys = ("max_atoms", "task", "order", "niggli")
+    schema = load_model(old).meta["data_schema"]  # read back from the run's data set
+    assert set(schema) == set(keys)
+    assert {k: schema[k] for k in keys} == {k: from_dir.meta["data_schema"][k] for k in keys}
+    state["config"]["data"] = str(tmp_path / "no-such-data")
+    torch.save(state, old)
+    with pytest.warns(UserWarning, match=r"its data set cannot be read .*assuming formula row order"):
+        schema = load_model(old).meta["data_schema"]
+    assert schema == {"max_atoms": 8, "task": "generation", "order": "formula", "niggli": True}
+
+
 def test_interrupted_run_resumes_to_identical_weights(data_dir, tmp_path, monkeypatch):
     train(config(data_dir, tmp_path / "straight"))
     calls = {"n": 0}
