@@ -1,7 +1,8 @@
 """Small utilities on structures that the rest of the package shares, one of each.
 
 * :func:`read_frames`: all frames of a file ASE can read, with one set of error messages;
-* :func:`element_order`: the elements of structures in order of first appearance;
+* :func:`element_order` and :func:`element_counts`: the elements of structures in order of
+  first appearance, and how many atoms of each;
 * :func:`formula_counts`: element counts of a chemical formula (ASE's reader);
 * :func:`check_structure` and :func:`min_distance`: sanity checks before a calculator sees a
   structure (no atoms, non-finite numbers, a degenerate cell, overlapping atoms);
@@ -63,6 +64,17 @@ def element_order(structures: Atoms | Iterable[Atoms]) -> list[str]:
     for atoms in structures:
         seen.update(dict.fromkeys(atoms.get_chemical_symbols()))
     return list(seen)
+
+
+def element_counts(structures: Atoms | Iterable[Atoms]) -> dict[str, int]:
+    """Atoms of each element over ``structures``, in order of first appearance."""
+    if isinstance(structures, Atoms):
+        structures = [structures]
+    counts: dict[str, int] = {}
+    for atoms in structures:
+        for symbol in atoms.get_chemical_symbols():
+            counts[symbol] = counts.get(symbol, 0) + 1
+    return counts
 
 
 def formula_counts(formula: str) -> dict[str, int]:
@@ -176,6 +188,7 @@ def radial_distribution(
 __all__ = [
     "as_rng",
     "check_structure",
+    "element_counts",
     "element_order",
     "formula_counts",
     "min_distance",

@@ -8,6 +8,7 @@ from ase.build import bulk
 from ase_crystalgen.structures import (
     as_rng,
     check_structure,
+    element_counts,
     element_order,
     formula_counts,
     min_distance,
@@ -39,6 +40,9 @@ def test_element_order_is_first_appearance_across_structures():
     b = Atoms("NiCu", positions=np.eye(3)[:2])
     assert element_order([a, b]) == ["Au", "Cu", "Ni"]
     assert element_order(b) == ["Ni", "Cu"]
+    assert element_counts([a, b]) == {"Au": 2, "Cu": 2, "Ni": 1}
+    assert list(element_counts(bulk("Cu", cubic=True).repeat(2))) == ["Cu"]
+    assert sum(element_counts(bulk("Cu", cubic=True).repeat(2)).values()) == 32
 
 
 def test_formula_counts_expands_groups_and_keeps_written_order():
