@@ -3,7 +3,7 @@
 Generation models draw k samples with each test structure's conditions (composition,
 space group, formation energy); modification models start from the initial structure of
 each lowest-energy validation pair and are matched against its target. Matching, RMSE and
-validity are :mod:`.metrics`'; sampling is the inference pipeline
+validity come from :mod:`ase_crystalgen.evaluation.metrics`; sampling is the inference pipeline
 (:mod:`ase_crystalgen.inference.pipeline`), the same that ``CrystalGenerator`` runs.
 """
 
