@@ -271,6 +271,128 @@ def _cmd_grs(args) -> int:
     return 0
 
 
+def _cmd_reduce(args) -> int:
+    import numpy as np
+
+    from ._runrecord import check_settings, read_settings, write_settings
+    from .reduction import reduce_dataset
+    from .structures import element_order
+
+    data = _read_all(args.data, "data set")
+    if len(data) < 2:
+        raise InputError(f"{args.data} holds {len(data)} structure(s); a data set to reduce "
+                         "needs at least two")
+    _check_output_file(args.out)
+    label = None
+    if args.label:
+        from .relaxation import check_calculator, get_calculator
+
+        check_calculator(args.label)
+        label = args.label
+    elements = element_order(data)
+    descriptor = _descriptor(elements, args.nmax, args.lmax, args.cutoff)
+    settings = {
+        "data_sha256": _file_sha256(args.data), "n_atoms": args.n_atoms,
+        "relax_steps": args.relax_steps, "nmax": list(descriptor.nmax),
+        "lmax": list(descriptor.lmax), "cutoff": args.cutoff, "seed": args.seed,
+        "label": args.label,
+    }
+    record = f"{args.out}.settings.json"
+    existing = []
+    if os.path.exists(args.out) and not args.overwrite:
+        found = read_settings(record)
+        if found is None:
+            raise InputError(f"{args.out} exists but has no settings record ({record}), so a "
+                             "resumed run could mix two runs; use --overwrite to start again, "
+                             "or another --out")
+        check_settings(found, settings, args.out, "use --overwrite to start again",
+                       what="a reduction")
+        existing = _read_all(args.out, "existing output")
+        print(f"resuming: {len(existing)} of {args.n_structures} structures already in {args.out}")
+    write_settings(record, settings)
+    calc = get_calculator(label) if label else None
+
+    def checkpoint(members):
+        m = members[-1]
+        m.info.pop("grs_history", None)  # not written; writing it would copy away the label
+        if calc is not None and "label_energy" not in m.info:
+            from ase.calculators.singlepoint import SinglePointCalculator
+
+            b = m.copy()
+            b.calc = calc
+            e, f = b.get_potential_energy(), b.get_forces()
+            m.info["label_energy"] = float(e)
+            m.calc = SinglePointCalculator(m, energy=e, forces=f)
+        # the members so far, and the earlier ones of groups not reached yet
+        seen = {x.info.get("grs_group") for x in members}
+        done = list(members) + [e for e in existing if e.info.get("grs_group") not in seen]
+        _write_atomic(args.out, done)
+        _note(f"structure {len(members) - 1}: {m.get_chemical_formula()}, score "
+              f"{m.info['grs_score']:.4g}; written to {args.out}", args.progress)
+
+    # the members returned include the earlier ones read back from --out
+    members = reduce_dataset(data, args.n_structures, args.n_atoms, descriptor=descriptor,
+                             rng=np.random.default_rng(args.seed), relax_steps=args.relax_steps,
+                             progress=args.progress, existing=existing, on_member=checkpoint)
+    _write_atomic(args.out, members)
+    print(f"reduced {len(data)} structures ({sum(map(len, data))} atoms) to {len(members)} of "
+          f"{args.n_atoms} atoms; wrote {args.out}")
+    png = os.path.splitext(args.out)[0] + "_vs_data.png"
+    _plot_reduction(data, members, descriptor, png)
+    print(f"wrote {png}")
+    return 0
+
+
+def _plot_reduction(data, members, descriptor, png: str) -> None:
+    """The set against the data: PCA of atomic environments, shortest distances and (when
+    both carry energies) energies per atom."""
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    D = np.concatenate(descriptor.compute_many(data), 0)
+    S = np.concatenate(descriptor.compute_many(members), 0)
+    mu, sd = D.mean(0), D.std(0)
+    sd[sd == 0] = 1.0
+    _, _, vt = np.linalg.svd((D - mu) / sd, full_matrices=False)
+    pd, ps = ((D - mu) / sd) @ vt[:2].T, ((S - mu) / sd) @ vt[:2].T
+
+    def shortest(structures):
+        return [float((a.get_all_distances(mic=True) + 1e3 * np.eye(len(a))).min())
+                for a in structures if len(a) > 1]
+
+    def energies(structures):
+        out = []
+        for a in structures:
+            try:
+                out.append(a.get_potential_energy() / len(a))
+            except Exception:  # noqa: BLE001 - unlabelled structures have no energy
+                return None
+        return out
+
+    ed, es = energies(data), energies(members)
+    fig, axes = plt.subplots(1, 3 if ed and es else 2, figsize=(13 if ed and es else 9, 4))
+    axes[0].scatter(pd[:, 0], pd[:, 1], s=4, alpha=0.3, label="data set")
+    axes[0].scatter(ps[:, 0], ps[:, 1], s=10, label="reduced set")
+    axes[0].set_xlabel("PC 1 (atomic environments)")
+    axes[0].set_ylabel("PC 2")
+    axes[0].legend(fontsize=8)
+    axes[1].hist(shortest(data), bins=20, alpha=0.6, density=True, label="data set")
+    axes[1].hist(shortest(members), bins=20, alpha=0.6, density=True, label="reduced set")
+    axes[1].set_xlabel("shortest interatomic distance per structure (A)")
+    axes[1].legend(fontsize=8)
+    if ed and es:
+        axes[2].hist(ed, bins=20, alpha=0.6, density=True, label="data set")
+        axes[2].hist(es, bins=20, alpha=0.6, density=True, label="reduced set")
+        axes[2].set_xlabel("energy per atom (eV)")
+        axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
 def _note(text: str, progress: bool) -> None:
     """A line for the user that does not break a progress bar."""
     if progress:
@@ -648,6 +770,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="start again; do not resume from --out")
     _progress_option(p)
     p.set_defaults(func=_cmd_grs)
+
+    p = command("reduce", "reduce a training set to a few small representative structures",
+                "K GRS of N atoms that stand for the structures of DATA (a training set): the "
+                "data set is split by composition and each group reduced with the joint GRS term "
+                "(ase_crystalgen.reduction.reduce_dataset). Each finished structure is written at "
+                "once (with --label, with reference energy and forces); rerunning with the same "
+                "--out resumes, and a rerun with other settings is refused. Writes OUT_vs_data.png "
+                "(PCA of the environments, shortest distances, energies).")
+    p.add_argument("data", metavar="DATA", help="structure file of the data set (all frames)")
+    p.add_argument("--n-structures", type=int, default=8, help="structures of the reduced set")
+    p.add_argument("--n-atoms", type=int, default=32, help="atoms per structure")
+    p.add_argument("--out", default="reduced.extxyz", help="output file (extxyz, traj, db)")
+    p.add_argument("--label", metavar="CALC",
+                   help="label the structures with this calculator (emt, chgnet, ...)")
+    p.add_argument("--relax-steps", type=int, default=150,
+                   help="most relaxation steps per structure")
+    p.add_argument("--nmax", nargs="+", type=int, metavar="N",
+                   help="radial limits per rank (default: 8 2 2 1)")
+    p.add_argument("--lmax", nargs="+", type=int, metavar="L",
+                   help="angular limits per rank (default: 0 2 2 1)")
+    p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--overwrite", action="store_true", help="start again; do not resume from --out")
+    _progress_option(p)
+    p.set_defaults(func=_cmd_reduce)
 
     p = command("dataset", "build and inspect processed data sets for the generative models",
                 "Processed data sets for the generative models.")

@@ -872,7 +872,8 @@ def offlattice_lines(data: dict) -> list[str]:
         f"- `icet`: `generate_sqs_from_supercells` ({meta['icet_steps']} steps, cutoffs "
         f"{ICET_CUTOFFS}) at that lattice parameter, unrelaxed;",
         "- `grs_lattice`: `generate_representative_structures(relaxed_alloy, cell=ideal32, "
-        "composition=counts, rng=seed)` (swaps, two anneals of 2000 steps, the better kept: package defaults);",
+        "composition=counts, rng=seed)` (swaps, two anneals of 2000 steps, the better kept: "
+        "package defaults);",
         "- `grs_relaxed`: the same call with `relax_steps="
         f"{gr['relax_steps']}, fmax={gr['fmax']:g}, optimizer='{gr['optimizer']}'`: the same "
         "annealing, then positions and cell relaxed (`FrechetCellFilter`) under the GRS "

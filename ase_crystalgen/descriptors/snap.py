@@ -96,7 +96,7 @@ class _System:
     """One LAMMPS instance holding one structure (atom IDs 1..N in ASE order)."""
 
     def __init__(self, cell, positions, pbc, types, masses, commands):
-        from .._lammps import new_lammps
+        from ..lammps.session import new_lammps
 
         self.n = len(positions)
         self.lmp = new_lammps()

@@ -1,9 +1,11 @@
 """Generalized representative structures: objective, core repulsion and the potential."""
 
-from .local import LocalGRS, Trial
-from .objective import DescriptorTarget, GRSObjective, central_moments
+# internals importable from here, not part of the public list
+from .local import LocalGRS as LocalGRS
+from .local import Trial as Trial
+from .objective import DescriptorTarget, GRSObjective
+from .objective import central_moments as central_moments
 from .potential import GRSPotential
 from .repulsion import CoreRepulsion
 
-__all__ = ["DescriptorTarget", "GRSObjective", "GRSPotential", "CoreRepulsion", "LocalGRS",
-           "Trial", "central_moments"]
+__all__ = ["DescriptorTarget", "GRSObjective", "GRSPotential", "CoreRepulsion"]

@@ -8,9 +8,12 @@ they replace?
 * :mod:`.strategies` -- baselines (random, farthest-point, k-means snapshots) within an
   atom or ``N^3`` budget;
 * :mod:`.datasets` -- small labelled EMT data sets (Cu; Cu-Au alloys);
-* :mod:`.judge` -- :func:`judge_selection`, all of the above in one call.
+* :mod:`.judge` -- :func:`judge_selection`, all of the above in one call;
+* :mod:`.grs` -- :func:`reduce_dataset`, GRS of a data set with the settings measured for
+  data-set reduction.
 """
 
+from .grs import reduce_dataset
 from .judge import judge_selection
 from .linear import LinearACECalculator, LinearACEModel, reference_labels
 from .metrics import coverage, hull_ratio
@@ -26,5 +29,6 @@ __all__ = [
     "judge_selection",
     "kmeans_snapshots",
     "random_snapshots",
+    "reduce_dataset",
     "reference_labels",
 ]

@@ -1,6 +1,6 @@
 """A linear ACE potential fitted by ridge regression: the judge of a reduced data set.
 
-The model is the simplest potential the ACE descriptors define,
+The model is the simplest potential the ACE descriptors define::
 
     E = sum_i [ e0(s_i) + w_{s_i} . B_i ]  =  sum_s n_s e0_s + w . sum_i B_i ,
 
@@ -9,7 +9,7 @@ atom ``i``'s invariants in the block of its species, so one vector ``w`` over al
 features holds them all) and a one-body energy ``e0`` per species. Forces are
 ``F_k = -w . sum_i dB_i / dR_k`` and the stress is ``w . dB / d eps / V``.
 
-The weights minimise
+The weights minimise::
 
     energy_weight * mean_structures (E/N - E_ref/N)^2
     + force_weight * mean_components (F - F_ref)^2  +  alpha * |w * sigma|^2 ,
@@ -83,12 +83,12 @@ class LinearACEModel:
     energy_key, forces_key : names of explicit labels in ``atoms.info`` / ``atoms.arrays``
         (see :func:`reference_labels`).
 
-    Attributes (after :meth:`fit`)
-    ------------------------------
-    weights : (n_features,) ``w`` in the descriptor's layout (eV per descriptor unit).
+    Attributes
+    ----------
+    weights : (n_features,) ``w`` in the descriptor's layout (eV per descriptor unit), set by :meth:`fit`.
     e0 : (n_species,) one-body energies in the order of ``descriptor.elements`` (eV).
-    alpha_ : the penalty used by the last fit.
-    fit_info : sizes, rank, penalty (and cross-validation scores) of the last fit.
+    fit_info : sizes, rank, penalty (and cross-validation scores) of the last fit; the
+        penalty used is also the attribute ``alpha_``.
 
     Examples
     --------

@@ -1,0 +1,278 @@
+"""Data-set reduction side by side: do a few GRS train a potential as well as snapshots?
+
+Data sets (``ase_crystalgen.reduction.datasets``, labelled with ASE's EMT): ``cu``, EMT
+Langevin snapshots of strained fcc Cu (48 structures of 32 and 108 atoms, 300-2500 K,
+strains -3..+3 %); ``cuau``, random fcc Cu-Au alloys at Au fractions 0-1 (48 structures of
+32 atoms, 300-1500 K). Every fourth snapshot is held out as the test set; the rest is the
+pool to reduce.
+
+Selections, for each total-atom budget and seed:
+
+* ``grs_reduce``: :func:`ase_crystalgen.reduction.reduce_dataset` (k members of n atoms,
+  its defaults: joint term only, variance weighted like the mean, compositions and
+  densities of the pool's own structures), labelled with EMT afterwards;
+* ``grs_reduce_own``: the same split by composition with the one call's weights (own
+  and joint term, variance weight 0.01);
+* ``grs_call``: the one call ``generate_representative_structures(pool, k, n)`` at the
+  package defaults (own and joint term, variance weight 0.01, the pool's mean
+  composition), labelled with EMT;
+* ``random``, ``farthest``, ``kmeans``: whole pool snapshots within the same total atoms;
+* ``random_n3``: random pool snapshots within the ``grs_reduce`` set's sum of N^3 (the DFT
+  cost the GRS paper argues about);
+* ``all``: the whole pool (the reference).
+
+Judge (``judge_selection``): a linear ACE model (energy and forces, ridge chosen by
+cross-validation on the selection, features standardised on the pool) fitted on the
+selection; force and energy RMSE on the test set; coverage of the pool's environments;
+the members' EMT energies and nearest-neighbour distances against the pool's.
+
+    python benchmarks/bench_reduction.py                  # both data sets, ~20 min
+    python benchmarks/bench_reduction.py --systems cu --seeds 2 --budgets 192
+
+Writes ``docs/benchmarks/reduction.md``, ``.json`` and ``.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from _machine import cpu_model, usable_cores
+from ase.calculators.emt import EMT
+
+from ase_crystalgen import ACEDescriptor
+from ase_crystalgen._threads import single_threaded_blas
+from ase_crystalgen.optimize import generate_representative_structures
+from ase_crystalgen.reduction import (
+    budget,
+    farthest_point,
+    judge_selection,
+    kmeans_snapshots,
+    random_snapshots,
+    reduce_dataset,
+)
+from ase_crystalgen.reduction.datasets import emt_cu_snapshots, emt_cuau_snapshots, label
+
+N_ATOMS = 32  # atoms per GRS member
+METHODS = ["grs_reduce", "grs_reduce_own", "grs_call", "random", "farthest", "kmeans",
+           "random_n3", "all"]
+
+
+def load(system: str):
+    if system == "cu":
+        data, elements = emt_cu_snapshots(0), ["Cu"]
+    else:
+        data, elements = emt_cuau_snapshots(0), ["Cu", "Au"]
+    test, pool = data[::4], [a for k, a in enumerate(data) if k % 4]
+    return pool, test, ACEDescriptor(elements)
+
+
+def physics(structures) -> dict:
+    """EMT energy per atom and shortest interatomic distance of each structure."""
+    e, nn = [], []
+    for a in structures:
+        b = a.copy()
+        b.calc = EMT()
+        e.append(b.get_potential_energy() / len(b))
+        d = b.get_all_distances(mic=True) + 1e3 * np.eye(len(b))
+        nn.append(float(d.min()))
+    return {"emt_per_atom": e, "min_distance": nn}
+
+
+def run(system: str, budgets, seeds, relax_steps: int) -> list[dict]:
+    pool, test, desc = load(system)
+    pool_phys = physics(pool)
+    records = [{"system": system, "method": "pool", **pool_phys}]
+    with single_threaded_blas(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*logm result may be inaccurate.*")
+        ref = judge_selection(pool, test, desc, data=pool)
+        records.append({"system": system, "method": "all", "seed": 0, "budget": 0,
+                        **budget(pool), "force_rmse": ref["test"]["force_rmse"],
+                        "energy_rmse": ref["test"]["energy_rmse"],
+                        "cov_max": ref["coverage"]["max_distance"],
+                        "cov_mean": ref["coverage"]["mean_distance"]})
+        for total in budgets:
+            k = max(1, total // N_ATOMS)
+            for seed in seeds:
+                sel, extra = {}, {}
+                t0 = time.perf_counter()
+                grs = reduce_dataset(pool, k, N_ATOMS, descriptor=desc, rng=seed,
+                                     relax_steps=relax_steps)
+                extra["grs_reduce"] = dict(wall_s=time.perf_counter() - t0,
+                                           scores=[m.info["grs_score"] for m in grs])
+                sel["grs_reduce"] = [label(m, EMT()) for m in grs]
+                t0 = time.perf_counter()
+                grs = reduce_dataset(pool, k, N_ATOMS, descriptor=desc, rng=seed,
+                                     relax_steps=relax_steps, w_inter=1.0,
+                                     weights=(1.0, 0.01))
+                extra["grs_reduce_own"] = dict(wall_s=time.perf_counter() - t0,
+                                               scores=[m.info["grs_score"] for m in grs])
+                sel["grs_reduce_own"] = [label(m, EMT()) for m in grs]
+                t0 = time.perf_counter()
+                grs = generate_representative_structures(pool, k, N_ATOMS, descriptor=desc,
+                                                         rng=seed, relax_steps=relax_steps)
+                extra["grs_call"] = dict(wall_s=time.perf_counter() - t0,
+                                         scores=[m.info["grs_score"] for m in grs])
+                sel["grs_call"] = [label(m, EMT()) for m in grs]
+                b = budget(sel["grs_reduce"])
+                rng = np.random.default_rng([seed, 7])
+                sel["random"] = random_snapshots(pool, b["atoms"], rng)
+                sel["farthest"] = farthest_point(pool, b["atoms"], desc, rng)
+                sel["kmeans"] = kmeans_snapshots(pool, b["atoms"], desc, rng)
+                sel["random_n3"] = random_snapshots(pool, None, rng, max_n3=b["n3"])
+                for name, s in sel.items():
+                    rec = {"system": system, "method": name, "seed": seed, "budget": total}
+                    if not s:
+                        records.append({**rec, "empty": True})
+                        continue
+                    out = judge_selection(s, test, desc, data=pool)
+                    rec.update(budget(s), force_rmse=out["test"]["force_rmse"],
+                               energy_rmse=out["test"]["energy_rmse"],
+                               cov_max=out["coverage"]["max_distance"],
+                               cov_mean=out["coverage"]["mean_distance"],
+                               **extra.get(name, {}))
+                    if name.startswith("grs"):
+                        rec.update(physics(s))
+                        rec["formulas"] = [a.get_chemical_formula() for a in s]
+                    records.append(rec)
+                    print(f"{system} budget {total} seed {seed} {name:11s} F "
+                          f"{rec['force_rmse']:.4f} eV/A  E {1e3 * rec['energy_rmse']:7.1f} "
+                          f"meV/atom  atoms {rec['atoms']}  N^3 {rec['n3']:.3g}", flush=True)
+    return records
+
+
+def median(recs, key):
+    vals = [r[key] for r in recs if key in r]
+    return float(np.median(vals)) if vals else None
+
+
+def write_report(path: Path, meta: dict, records: list[dict]) -> None:
+    lines = ["# Data-set reduction: GRS against snapshots, judged by a fitted potential", "",
+             f"Generated by `{meta['command']}` on {meta['date']} ({meta['minutes']:.1f} min; "
+             f"{meta['cpu']}, {meta['cores']} cores; load average at the end "
+             f"{meta['load']}).", "",
+             "Judge: a linear ACE model (energy and forces, ridge chosen by cross-validation "
+             "on the selection, `ACEDescriptor(elements)` features standardised on the pool) "
+             "fitted on each selection; RMSE on the held-out test snapshots (every fourth). "
+             "Coverage: largest / mean distance from a pool environment to the nearest "
+             "selected one (standardised descriptors). Medians over seeds "
+             f"{meta['seeds']}; GRS members have {N_ATOMS} atoms and relax for at most "
+             f"{meta['relax_steps']} steps.", ""]
+    for system in meta["systems"]:
+        recs = [r for r in records if r["system"] == system]
+        pool = next(r for r in recs if r["method"] == "pool")
+        allr = next(r for r in recs if r["method"] == "all")
+        lines += [f"## {system}", "",
+                  f"Pool: {allr['n_structures']} structures, {allr['atoms']} atoms; EMT energy "
+                  f"{np.min(pool['emt_per_atom']):.3f} to {np.max(pool['emt_per_atom']):.3f} "
+                  f"eV/atom (median {np.median(pool['emt_per_atom']):.3f}); shortest distance "
+                  f"per structure {np.min(pool['min_distance']):.2f} to "
+                  f"{np.max(pool['min_distance']):.2f} A. The whole pool as the training set: "
+                  f"force RMSE {allr['force_rmse']:.4f} eV/A, energy RMSE "
+                  f"{1e3 * allr['energy_rmse']:.1f} meV/atom.", "",
+                  "| budget (atoms) | method | runs | structures | atoms | sum N^3 | force RMSE "
+                  "eV/A | energy RMSE meV/atom | coverage max | coverage mean |",
+                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for total in meta["budgets"]:
+            for m in METHODS[:-1]:
+                rs = [r for r in recs if r["method"] == m and r.get("budget") == total
+                      and not r.get("empty")]
+                if not rs:
+                    lines.append(f"| {total} | {m} | 0 | - | - | - | - | - | - | - |")
+                    continue
+                lines.append(
+                    f"| {total} | {m} | {len(rs)} | {median(rs, 'n_structures'):.0f} | "
+                    f"{median(rs, 'atoms'):.0f} | {median(rs, 'n3'):.3g} | "
+                    f"{median(rs, 'force_rmse'):.4f} | {1e3 * median(rs, 'energy_rmse'):.1f} | "
+                    f"{median(rs, 'cov_max'):.1f} | {median(rs, 'cov_mean'):.2f} |")
+        lines += ["", "Per seed, force RMSE (eV/A):", ""]
+        for total in meta["budgets"]:
+            for m in METHODS[:-1]:
+                rs = [r for r in recs if r["method"] == m and r.get("budget") == total
+                      and not r.get("empty")]
+                if rs:
+                    lines.append(f"- budget {total}, {m}: " + ", ".join(
+                        f"{r['force_rmse']:.4f}" for r in rs))
+        lines += ["", "GRS members (EMT energy per atom, shortest distance, GRS score):", ""]
+        for r in recs:
+            if r["method"].startswith("grs") and not r.get("empty"):
+                lines.append(
+                    f"- {r['method']}, budget {r['budget']}, seed {r['seed']}: "
+                    + ", ".join(f"{f} {e:.2f} eV/atom {d:.2f} A {s:.3g}" for f, e, d, s in zip(
+                        r["formulas"], r["emt_per_atom"], r["min_distance"], r["scores"])))
+        lines.append("")
+    lines += [f"![force RMSE against total atoms and sum of N^3]({meta['plot']})", ""]
+    path.write_text("\n".join(lines))
+
+
+def plot(path: Path, meta: dict, records: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = meta["systems"]
+    fig, axes = plt.subplots(2, len(systems), figsize=(5 * len(systems), 8), squeeze=False)
+    marks = dict(grs_reduce="o", grs_reduce_own="P", grs_call="s", random="^", farthest="v", kmeans="D",
+                 random_n3="x")
+    for j, system in enumerate(systems):
+        recs = [r for r in records if r["system"] == system and "force_rmse" in r]
+        allr = next(r for r in recs if r["method"] == "all")
+        for i, key in enumerate(("atoms", "n3")):
+            ax = axes[i, j]
+            for m, mk in marks.items():
+                rs = [r for r in recs if r["method"] == m]
+                if rs:
+                    ax.scatter([r[key] for r in rs], [r["force_rmse"] for r in rs], marker=mk,
+                               label=m)
+            ax.axhline(allr["force_rmse"], color="k", ls="--", lw=1, label="whole pool")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("total atoms" if key == "atoms" else "sum of N^3")
+            ax.set_ylabel("test force RMSE (eV/A)")
+            ax.set_title(system)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--systems", default="cu,cuau")
+    p.add_argument("--budgets", default="192,384", help="total atoms of the GRS sets")
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--relax-steps", type=int, default=150)
+    p.add_argument("--out", default="docs/benchmarks/reduction.md")
+    args = p.parse_args(argv)
+    t0 = time.time()
+    systems = args.systems.split(",")
+    budgets = [int(b) for b in args.budgets.split(",")]
+    seeds = list(range(args.seeds))
+    records = []
+    for system in systems:
+        records += run(system, budgets, seeds, args.relax_steps)
+    out = Path(args.out)
+    import os
+    import sys
+
+    meta = dict(command="python benchmarks/bench_reduction.py " + " ".join(sys.argv[1:]),
+                date=time.strftime("%Y-%m-%d %H:%M"), minutes=(time.time() - t0) / 60,
+                cpu=cpu_model(), cores=usable_cores(),
+                load=" / ".join(f"{x:.2f}" for x in os.getloadavg()), systems=systems,
+                budgets=budgets, seeds=seeds, relax_steps=args.relax_steps,
+                plot=out.with_suffix(".png").name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "records": records}, indent=1))
+    plot(out.with_suffix(".png"), meta, records)
+    write_report(out, meta, records)
+    print(out.read_text())
+
+
+if __name__ == "__main__":
+    main()
