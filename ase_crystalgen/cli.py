@@ -783,14 +783,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-atoms", type=int, default=32, help="atoms per structure")
     p.add_argument("--out", default="reduced.extxyz", help="output file (extxyz, traj, db)")
     p.add_argument("--label", metavar="CALC",
-                   help="label the structures with this calculator (emt, chgnet, ...)")
+                   help="label the structures with this calculator (emt, chgnet, ...; "
+                   "default: unlabelled)")
     p.add_argument("--relax-steps", type=int, default=150,
                    help="most relaxation steps per structure")
     p.add_argument("--nmax", nargs="+", type=int, metavar="N",
                    help="radial limits per rank (default: 8 2 2 1)")
     p.add_argument("--lmax", nargs="+", type=int, metavar="L",
                    help="angular limits per rank (default: 0 2 2 1)")
-    p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs")
+    p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs "
+                   "(default: twice the sum of van der Waals radii)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--overwrite", action="store_true", help="start again; do not resume from --out")
     _progress_option(p)
