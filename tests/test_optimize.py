@@ -258,6 +258,33 @@ def test_fixed_lattice_path_equals_full_evaluation(rng, monkeypatch, no_numba):
     assert ev.energy == pytest.approx(full[0], abs=1e-11)
 
 
+@pytest.mark.parametrize("length", [7, 10])
+def test_fixed_lattice_path_when_a_move_reaches_part_of_the_cell(rng, length):
+    """In a cell long enough that a move changes only some descriptor rows (more than
+    half of them for length 7, fewer for 10), the power sums are updated either from the
+    untouched rows or by taking the old rows out; both equal a full evaluation."""
+    t = bulk("Cu", "fcc", a=3.0, cubic=True).repeat((1, 1, length))
+    t.numbers = rng.choice([29, 79, 47], size=len(t))
+    calc = GRSCalculator(target=t)
+    start = t.copy()
+    start.numbers = rng.permutation(t.numbers)
+    ev = calc.potential.local(start)
+    fractions = []
+    for k in range(24):
+        trial = (Flip() if k % 2 else Swap()).propose(ev, rng)
+        fractions.append(len(trial.affected) / len(t))
+        ref = ev.atoms.copy()
+        ref.numbers = trial.numbers
+        assert trial.score == pytest.approx(calc.energy_and_score(ref)[1], abs=1e-11)
+        if rng.random() < 0.5:
+            ev.accept(trial)
+    assert ev.energy == pytest.approx(calc.energy_and_score(ev.atoms)[0], abs=1e-11)
+    if length == 7:
+        assert any(0.5 < f < 1 for f in fractions)
+    else:
+        assert any(f <= 0.5 for f in fractions)
+
+
 def test_set_changes_the_energy():
     t = l12_aucu3(repeat=1)
     atoms = t.copy()

@@ -149,9 +149,16 @@ class LocalGRS:
         rowsT = rows.T
         if not rowsT.flags.c_contiguous:
             rowsT = np.ascontiguousarray(rowsT)
-        if len(affected) == len(self.atoms):  # every row replaced: sum the new ones
+        N = len(self.atoms)
+        if 2 * len(affected) > N:  # most rows replaced: sum the new ones and the others
             out = np.zeros_like(self._sums)
-        else:
+            if len(affected) < N:
+                keep = np.ones(N, bool)
+                keep[affected] = False
+                rest = np.flatnonzero(keep)
+                _kernels.add_power_sums_t(self._BT, self.species[rest], self._shift, 1.0, out,
+                                          sites=rest)
+        else:  # a few rows replaced: take the old ones out
             out = self._sums.copy()
             _kernels.add_power_sums_t(self._BT, old, self._shift, -1.0, out, sites=affected)
         _kernels.add_power_sums_t(rowsT, species, self._shift, 1.0, out)
@@ -168,7 +175,10 @@ class LocalGRS:
         if self._empty_powers is None:
             self._empty_powers = np.stack([(-self._shift) ** (p + 1)
                                            for p in range(self.objective.max_order)])
-        S = sums + (N - counts)[None, :, None] * self._empty_powers
+            self._S = np.empty_like(self._empty_powers)
+        S = self._S  # reused: the objective reads it and keeps nothing
+        np.multiply((N - counts)[None, :, None], self._empty_powers, out=S)
+        S += sums
         return float(self.objective.score_from_sums(S.reshape(S.shape[0], -1), N))
 
     # ------------------------------------------------------------------ pair lists
