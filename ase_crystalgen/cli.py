@@ -276,6 +276,7 @@ def _cmd_reduce(args) -> int:
 
     from ._runrecord import check_settings, read_settings, write_settings
     from .reduction import reduce_dataset
+    from .relaxation import check_calculator, get_calculator
     from .structures import element_order
 
     data = _read_all(args.data, "data set")
@@ -283,12 +284,8 @@ def _cmd_reduce(args) -> int:
         raise InputError(f"{args.data} holds {len(data)} structure(s); a data set to reduce "
                          "needs at least two")
     _check_output_file(args.out)
-    label = None
     if args.label:
-        from .relaxation import check_calculator, get_calculator
-
         check_calculator(args.label)
-        label = args.label
     elements = element_order(data)
     descriptor = _descriptor(elements, args.nmax, args.lmax, args.cutoff)
     settings = {
@@ -310,7 +307,7 @@ def _cmd_reduce(args) -> int:
         existing = _read_all(args.out, "existing output")
         print(f"resuming: {len(existing)} of {args.n_structures} structures already in {args.out}")
     write_settings(record, settings)
-    calc = get_calculator(label) if label else None
+    calc = get_calculator(args.label) if args.label else None
 
     def checkpoint(members):
         m = members[-1]
@@ -650,6 +647,18 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def _descriptor_options(p: argparse.ArgumentParser, basis: bool = True) -> None:
+    """--nmax and --lmax (with ``basis``) and --cutoff of the ACE descriptor (see
+    :func:`_descriptor`)."""
+    if basis:
+        p.add_argument("--nmax", nargs="+", type=int, metavar="N",
+                       help="radial limits per rank (default: 8 2 2 1)")
+        p.add_argument("--lmax", nargs="+", type=int, metavar="L",
+                       help="angular limits per rank (default: 0 2 2 1)")
+    p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs "
+                   "(default: twice the sum of van der Waals radii)")
+
+
 def _progress_option(p: argparse.ArgumentParser, default: bool = True) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=default,
                    help=f"progress bars on stderr (default: {'on' if default else 'off'})")
@@ -717,12 +726,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="any structure file ASE reads (all frames)")
     p.add_argument("--elements", nargs="+", metavar="EL",
                    help="elements of the descriptor, in order (default: those in FILE)")
-    p.add_argument("--nmax", nargs="+", type=int, metavar="N",
-                   help="radial limits per rank (default: 8 2 2 1)")
-    p.add_argument("--lmax", nargs="+", type=int, metavar="L",
-                   help="angular limits per rank (default: 0 2 2 1)")
-    p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs "
-                   "(default: twice the sum of van der Waals radii)")
+    _descriptor_options(p)
     p.add_argument("--out", metavar="OUT.npy", help="save the (atoms, features) array (default: not saved)")
     _progress_option(p, default=False)
     p.set_defaults(func=_cmd_descriptors)
@@ -735,8 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", metavar="TARGET", help="structure file (all frames pooled)")
     p.add_argument("--weights", nargs="+", type=float, default=[1.0, 0.01], metavar="W",
                    help="weights of mean, variance, ... (the package default: 1 0.01)")
-    p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs "
-                   "(default: twice the sum of van der Waals radii)")
+    _descriptor_options(p, basis=False)
     p.set_defaults(func=_cmd_score)
 
     p = command("grs", "generalized representative structures of a target",
@@ -760,12 +763,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most relaxation steps per member (BFGSLineSearch)")
     p.add_argument("--fmax", type=float, default=1e-3, help="relaxation force limit (score units/A)")
     p.add_argument("--fixed-cell", action="store_true", help="relax positions only")
-    p.add_argument("--nmax", nargs="+", type=int, metavar="N",
-                   help="radial limits per rank (default: 8 2 2 1)")
-    p.add_argument("--lmax", nargs="+", type=int, metavar="L",
-                   help="angular limits per rank (default: 0 2 2 1)")
-    p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs "
-                   "(default: twice the sum of van der Waals radii)")
+    _descriptor_options(p)
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--overwrite", action="store_true", help="start again; do not resume from --out")
     _progress_option(p)
@@ -787,12 +785,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: unlabelled)")
     p.add_argument("--relax-steps", type=int, default=150,
                    help="most relaxation steps per structure")
-    p.add_argument("--nmax", nargs="+", type=int, metavar="N",
-                   help="radial limits per rank (default: 8 2 2 1)")
-    p.add_argument("--lmax", nargs="+", type=int, metavar="L",
-                   help="angular limits per rank (default: 0 2 2 1)")
-    p.add_argument("--cutoff", type=float, help="one cutoff in A for all element pairs "
-                   "(default: twice the sum of van der Waals radii)")
+    _descriptor_options(p)
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--overwrite", action="store_true", help="start again; do not resume from --out")
     _progress_option(p)

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -258,9 +260,6 @@ def main(argv=None) -> None:
     for system in systems:
         records += run(system, budgets, seeds, args.relax_steps)
     out = Path(args.out)
-    import os
-    import sys
-
     meta = dict(command="python benchmarks/bench_reduction.py " + " ".join(sys.argv[1:]),
                 date=time.strftime("%Y-%m-%d %H:%M"), minutes=(time.time() - t0) / 60,
                 cpu=cpu_model(), cores=usable_cores(),

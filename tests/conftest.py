@@ -18,6 +18,18 @@ def _single_threaded_blas():
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: two OpenMP threads spin-waiting on a 2-core machine
+    shared with another job slowed torch (CHGNet, sampling) tenfold; a 0.5 s CHGNet
+    relaxation took 20 s. Skips the test without torch."""
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(12345)
 

@@ -322,17 +322,6 @@ def test_missing_chgnet_names_the_extra(monkeypatch):
 
 
 @pytest.fixture
-def one_torch_thread():
-    # two OpenMP threads spin-waiting on a 2-core machine shared with another job made a
-    # 0.5 s CHGNet relaxation take 20 s
-    torch = pytest.importorskip("torch")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture
 def matgl_cache(monkeypatch, tmp_path, one_torch_thread):
     matgl_config = pytest.importorskip("matgl.config")
     cache = tmp_path / "matgl-cache"

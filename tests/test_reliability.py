@@ -28,15 +28,8 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 DEADLINE = 600.0  # seconds a subprocess may take to reach a state; a safety net, not a timing
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Two OpenMP threads spin-waiting on a 2-core machine shared with another job slow torch
-    (CHGNet, sampling) tenfold; the subprocesses get OMP_NUM_THREADS=1 for the same reason."""
-    torch = pytest.importorskip("torch")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# one torch thread in this process (tests/conftest.py); the subprocesses get OMP_NUM_THREADS=1
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _start(*args: str) -> subprocess.Popen:

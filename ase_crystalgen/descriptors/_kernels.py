@@ -32,7 +32,7 @@ def enabled() -> bool:
         except ImportError:  # pragma: no cover - a broken numba: NumPy it is
             HAVE_NUMBA = False
             return False
-        for fn in (_poly_rows_py, _poly_vjp_py, _power_sums_py, _lattice_bases_py):
+        for fn in (_poly_rows_py, _poly_vjp_py, _lattice_bases_py):
             _COMPILED[fn.__name__] = njit(cache=True, nogil=True)(fn)
         # sums over atoms: fastmath lets them vectorise (reassociation changes round-off only)
         for fn in (_power_sums_t_py, _power_sums_gather_py, _moment_distance_py):
@@ -101,27 +101,6 @@ def _poly_vjp_py(AT, GT, idx, coef, out, dAT):  # pragma: no cover - compiled be
             d = dAT[idx[t, k]]
             for i in range(n):
                 d[i] += tmp[i]
-
-
-def _power_sums_py(rows, species, shift, sign, out):  # pragma: no cover - compiled below
-    m, K = rows.shape
-    P = out.shape[0]
-    y = np.empty(K)
-    yp = np.empty(K)
-    for i in range(m):
-        c = species[i]
-        r = rows[i]
-        s = shift[c]
-        for f in range(K):
-            y[f] = r[f] - s[f]
-            yp[f] = sign * y[f]
-        for p in range(P):
-            if p:
-                for f in range(K):
-                    yp[f] *= y[f]
-            o = out[p, c]
-            for f in range(K):
-                o[f] += yp[f]
 
 
 def _power_sums_t_py(rowsT, seg, shift, sign, out):  # pragma: no cover - compiled below
@@ -244,15 +223,6 @@ def add_power_sums_t(rowsT: np.ndarray, species: np.ndarray, shift: np.ndarray, 
                                        float(sign), out)
 
 
-def add_power_sums(rows: np.ndarray, species: np.ndarray, shift: np.ndarray, sign: float,
-                   out: np.ndarray) -> None:
-    """``out[p - 1, s_i] += sign * (rows[i] - shift[s_i])^p`` for every row ``i`` and
-    ``p = 1..len(out)`` (in place; compiled)."""
-    _COMPILED["_power_sums_py"](np.ascontiguousarray(rows),
-                                np.ascontiguousarray(species, dtype=np.intp), shift,
-                                float(sign), out)
-
-
 def _lattice_bases_py(A, species, affected, sites, old, new, col, centre, phi,
                       AT):  # pragma: no cover - compiled below
     # AT[:, k] = the base of site affected[k] as its new species, after the sites change
@@ -300,12 +270,7 @@ def polynomial_t(AT: np.ndarray, terms, K: int) -> np.ndarray:
 def polynomial(A: np.ndarray, terms, K: int) -> np.ndarray:
     """``B[:, out[t]] += coef[t] * prod_k A[:, idx[t, k]]`` over every ``(idx, coef, out)``
     of ``terms`` (compiled); returns ``B`` (n, K)."""
-    AT = np.ascontiguousarray(A.T)
-    BT = np.zeros((K, A.shape[0]))
-    kernel = _COMPILED["_poly_rows_py"]
-    for idx, coef, out in terms:
-        kernel(AT, idx, coef, out, BT)
-    return BT.T
+    return polynomial_t(np.ascontiguousarray(A.T), terms, K).T
 
 
 def polynomial_vjp(A: np.ndarray, G: np.ndarray, terms) -> np.ndarray:

@@ -121,11 +121,12 @@ class LocalGRS:
         ``minus = (rows0, species0)`` the same of those rows is subtracted."""
         K, ns = self.descriptor.n_per_species, self._ns
         shift = self.objective.shift.reshape(ns, K)
-        if _kernels.enabled():
+        if _kernels.enabled() and self.objective.max_order <= 4:
             out = np.zeros((self.objective.max_order, ns, K))
-            _kernels.add_power_sums(rows, species, shift, 1.0, out)
+            _kernels.add_power_sums_t(np.ascontiguousarray(rows.T), species, shift, 1.0, out)
             if minus is not None:
-                _kernels.add_power_sums(minus[0], minus[1], shift, -1.0, out)
+                _kernels.add_power_sums_t(np.ascontiguousarray(minus[0].T), minus[1], shift,
+                                          -1.0, out)
             return out
         if minus is not None:
             return self._own_sums(rows, species) - self._own_sums(*minus)

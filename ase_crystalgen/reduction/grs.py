@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from ase import Atoms
 
-from ..structures import as_rng
+from ..build import composition_counts
+from ..structures import as_rng, element_counts
 
 __all__ = ["REDUCTION_DEFAULTS", "allocate", "composition_groups", "reduce_dataset"]
 
@@ -27,17 +28,8 @@ REDUCTION_DEFAULTS = dict(weights=(1.0, 1.0), w_inter=0.0, w_intra=1.0, relax_st
 
 
 def _fractions(atoms: Atoms) -> tuple:
-    symbols, counts = np.unique(atoms.get_chemical_symbols(), return_counts=True)
-    return tuple((str(s), int(c) / len(atoms)) for s, c in zip(symbols, counts))
-
-
-def _counts(fractions: tuple, n_atoms: int) -> dict[str, int]:
-    """Whole counts of ``n_atoms`` closest to the fractions (largest remainders)."""
-    raw = np.array([f for _, f in fractions]) * n_atoms
-    counts = np.floor(raw).astype(int)
-    for i in np.argsort(-(raw - counts))[: n_atoms - counts.sum()]:
-        counts[i] += 1
-    return {s: int(c) for (s, _), c in zip(fractions, counts) if c > 0}
+    """The composition of ``atoms`` as sorted (element, fraction) pairs (a dict key)."""
+    return tuple(sorted((s, c / len(atoms)) for s, c in element_counts(atoms).items()))
 
 
 def composition_groups(data: Sequence[Atoms]) -> dict[tuple, list[int]]:
@@ -138,7 +130,8 @@ def reduce_dataset(data: Sequence[Atoms], n_structures: int, n_atoms: int = 32, 
 
         made = generate_representative_structures(
             part if len(part) > 1 else part[0], counts[g], int(n_atoms), descriptor=descriptor,
-            composition=_counts(keys[g], int(n_atoms)), density=density, rng=rng,
+            composition=composition_counts(dict(keys[g]), int(n_atoms)),
+            density=density, rng=rng,
             existing=done, on_member=hook, **kw)
         for m in made:
             m.info["grs_group"] = g

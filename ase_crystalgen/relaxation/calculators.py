@@ -132,14 +132,7 @@ def check_calculator(spec: CalculatorSpec) -> None:
         if not path:
             raise ValueError("calculator 'm3gnet:PATH' needs a model directory after the colon")
         _import_matgl()
-        directory = Path(path).expanduser().resolve()
-        missing = [f for f in _MATGL_FILES if not (directory / f).is_file()]
-        if missing:
-            raise CalculatorUnavailable(
-                f"{directory} is not a saved matgl model: missing {', '.join(missing)} "
-                "(a model directory holds model.pt, state.pt and model.json, as written by "
-                "matgl's Potential.save)"
-            )
+        _matgl_directory(path)
         return
     raise ValueError(_unknown_name_message(spec))
 
@@ -187,22 +180,28 @@ def _named_calculator(spec: str, device: str) -> BaseCalculator:
             _CACHE[key] = _matgl_calculator(_cached_m3gnet_dir(), device)
         return _CACHE[key]
     if lower.startswith("m3gnet:"):
-        path = name[len("m3gnet:") :].strip()
-        if not path:
-            raise ValueError("calculator 'm3gnet:PATH' needs a model directory after the colon")
-        directory = Path(path).expanduser().resolve()
-        missing = [f for f in _MATGL_FILES if not (directory / f).is_file()]
-        if missing:
-            raise CalculatorUnavailable(
-                f"{directory} is not a saved matgl model: missing {', '.join(missing)} "
-                "(a model directory holds model.pt, state.pt and model.json, as written by "
-                "matgl's Potential.save)"
-            )
+        directory = _matgl_directory(name[len("m3gnet:") :])
         key = (f"m3gnet:{directory}", device)
         if key not in _CACHE:
             _CACHE[key] = _matgl_calculator(directory, device)
         return _CACHE[key]
     raise ValueError(_unknown_name_message(spec))
+
+
+def _matgl_directory(path: str) -> Path:
+    """The saved matgl model directory named after ``m3gnet:``, checked for its files."""
+    path = path.strip()
+    if not path:
+        raise ValueError("calculator 'm3gnet:PATH' needs a model directory after the colon")
+    directory = Path(path).expanduser().resolve()
+    missing = [f for f in _MATGL_FILES if not (directory / f).is_file()]
+    if missing:
+        raise CalculatorUnavailable(
+            f"{directory} is not a saved matgl model: missing {', '.join(missing)} "
+            "(a model directory holds model.pt, state.pt and model.json, as written by "
+            "matgl's Potential.save)"
+        )
+    return directory
 
 
 def _chgnet(device: str) -> BaseCalculator:
