@@ -135,6 +135,42 @@ def check_structure(atoms: Atoms, min_distance: float = 0.5) -> str | None:
     return None
 
 
+#: closest approach, as a fraction of the sum of two atoms' covalent radii, below which a
+#: generated structure is flagged (:func:`contact_ratio`); real crystals stay above about 0.75
+CONTACT_FRACTION = 0.7
+
+
+def contact_ratio(atoms: Atoms) -> float:
+    """Smallest ``d_ij / (r_i + r_j)`` over pairs (and periodic images) of ``atoms``.
+
+    ``r`` are ASE's covalent radii (Cordero et al.); the value is 1.0 when no pair is closer
+    than the sum of its radii, and NaN for non-finite positions or cell.
+    """
+    from ase.data import covalent_radii
+    from ase.neighborlist import neighbor_list
+
+    if not (np.isfinite(atoms.positions).all() and np.isfinite(atoms.cell.array).all()):
+        return float("nan")
+    radii = covalent_radii[atoms.numbers]
+    i, j, d = neighbor_list("ijd", atoms, cutoff=radii)  # pairs closer than r_i + r_j
+    if not len(d):
+        return 1.0
+    return float(min(1.0, (d / (radii[i] + radii[j])).min()))
+
+
+def flag_close_contacts(structures: list[Atoms], fraction: float = CONTACT_FRACTION) -> list[Atoms]:
+    """Write ``info["min_contact_ratio"]`` (:func:`contact_ratio`) and ``info["close_contact"]``
+    (ratio below ``fraction``; False for a structure that is invalid anyway) into each of
+    ``structures``, and return them."""
+    if not 0.0 < float(fraction) <= 1.0:
+        raise ValueError(f"contact fraction must lie in (0, 1], got {fraction}")
+    for atoms in structures:
+        ratio = contact_ratio(atoms)
+        atoms.info["min_contact_ratio"] = round(ratio, 4) if np.isfinite(ratio) else ratio
+        atoms.info["close_contact"] = bool(np.isfinite(ratio) and ratio < fraction)
+    return structures
+
+
 def as_rng(rng: np.random.Generator | int | None, seeds: bool = True) -> np.random.Generator:
     """``rng`` as a ``numpy.random.Generator``: ``None`` gives a fresh one, an integer (when
     ``seeds``) seeds one, a generator is returned as it is. Nothing touches global state."""

@@ -114,3 +114,64 @@ def write_summary(dataset, directory: str | Path) -> dict[str, Any]:
     )
     plot_summary(dataset, directory / "summary.png")
     return s
+
+
+#: largest number of energies stored per group in :func:`condition_statistics`; bigger groups
+#: store their 0th-100th percentiles instead (101 values)
+MAX_STORED_ENERGIES = 101
+
+
+def chemical_system(numbers) -> str:
+    """``"O-Sr-Ti"``: the distinct elements of a structure, by symbol, joined by ``-``."""
+    return "-".join(sorted({ELEMENT_SYMBOLS[int(z) - 1] for z in numbers if int(z) > 0}))
+
+
+def _energy_summary(values: np.ndarray) -> list[float]:
+    values = np.sort(np.asarray(values, dtype=float))
+    if len(values) > MAX_STORED_ENERGIES:
+        values = np.percentile(values, np.linspace(0.0, 100.0, MAX_STORED_ENERGIES))
+    return [round(float(v), 6) for v in values]
+
+
+def condition_statistics(dataset, split: str | None = "train") -> dict[str, Any]:
+    """What a model trained on ``split`` of ``dataset`` saw, for default conditions at sampling.
+
+    Returns a JSON-able dict with
+
+    * ``split`` and ``structures``: the split and its number of structures;
+    * ``min_sites`` / ``max_sites``: smallest and largest cell;
+    * ``spacegroups_by_size``: ``{n_atoms: {spacegroup: count}}``, the space groups seen per
+      cell size, with their frequencies;
+    * ``energies_by_system``: ``{"O-Sr-Ti": [sorted energies]}`` per chemical system,
+      ``energies_by_size``: the same per cell size and ``energies``: all of them (eV/atom, the
+      data set's energy column). A group of more than :data:`MAX_STORED_ENERGIES` energies
+      stores its percentiles 0, 1, ..., 100 instead, which keeps quantiles to within a
+      percentile.
+
+    ``split=None`` uses every structure.
+    """
+    a = dataset.arrays
+    idx = np.arange(len(a["energy"])) if split is None else dataset.indices(split)
+    if len(idx) == 0:
+        raise ValueError(f"the data set has no {split!r} structures")
+    sizes = a["n_sites"][idx]
+    by_size: dict[int, Counter] = {}
+    energies_by_size: dict[int, list[float]] = {}
+    energies_by_system: dict[str, list[float]] = {}
+    for i, n in zip(idx.tolist(), sizes.tolist()):
+        by_size.setdefault(int(n), Counter())[int(a["spacegroup"][i])] += 1
+        energy = float(a["energy"][i])
+        energies_by_size.setdefault(int(n), []).append(energy)
+        energies_by_system.setdefault(chemical_system(a["numbers"][i]), []).append(energy)
+    return {
+        "split": split or "all",
+        "structures": int(len(idx)),
+        "min_sites": int(sizes.min()),
+        "max_sites": int(sizes.max()),
+        "spacegroups_by_size": {
+            str(n): {str(sg): c for sg, c in sorted(counts.items())} for n, counts in sorted(by_size.items())
+        },
+        "energies_by_system": {k: _energy_summary(v) for k, v in sorted(energies_by_system.items())},
+        "energies_by_size": {str(n): _energy_summary(v) for n, v in sorted(energies_by_size.items())},
+        "energies": _energy_summary(a["energy"][idx]),
+    }

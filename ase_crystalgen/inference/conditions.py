@@ -8,6 +8,7 @@ still be asked about chemistry, symmetry or energies it never saw in training; t
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -178,6 +179,12 @@ def wyckoff_compatible(counts: Sequence[int], spacegroup: int) -> bool | None:
     return False
 
 
+#: quantile of the training energies that ``sample()`` asks for when no energy is given
+DEFAULT_ENERGY_QUANTILE = 0.1
+#: fewest training energies a group (chemical system, cell size) needs to set the default energy
+MIN_ENERGY_GROUP = 5
+
+
 class ModelDomain:
     """What a model was trained on (from its card) and the checks against it."""
 
@@ -190,6 +197,8 @@ class ModelDomain:
         self.max_sites = card.get("max_sites")
         self.energy_range = card.get("energy_range")
         self.energy_change_range = card.get("energy_change_range")
+        self.statistics = card.get("condition_statistics") or {}
+        self.min_sites = card.get("min_sites", self.statistics.get("min_sites"))
 
     def check_composition(self, counts: Mapping[int, int], strict: bool = False) -> None:
         n = sum(counts.values())
@@ -212,6 +221,12 @@ class ModelDomain:
                 f"at most {self.max_sites}",
                 strict,
             )
+        if self.min_sites is not None and n < int(self.min_sites):
+            _warn_or_raise(
+                f"composition {formula_of(counts)} has {n} atoms; {self.name} was trained on cells of "
+                f"at least {self.min_sites} atoms (give a larger cell, e.g. {_multiple(counts, int(self.min_sites))})",
+                strict,
+            )
 
     def check_spacegroup(self, counts: Mapping[int, int], spacegroup: int, strict: bool = False) -> None:
         if self.spacegroups and spacegroup not in self.spacegroups:
@@ -220,7 +235,7 @@ class ModelDomain:
             _warn_or_raise(
                 f"{self.name} never saw space group {spacegroup} in training (it saw {shown})", strict
             )
-        ok = wyckoff_compatible(list(counts.values()), spacegroup)
+        ok = _compatible(tuple(counts.values()), int(spacegroup))
         if ok is False:
             _warn_or_raise(
                 f"composition {formula_of(counts)} cannot fill the Wyckoff positions of space group "
@@ -247,8 +262,104 @@ class ModelDomain:
                     strict,
                 )
 
+    # ---- defaults: what sample() asks for when the user gives no space group or energy ----
+
+    def default_spacegroups(self, counts: Mapping[int, int]) -> tuple[list[int], np.ndarray, str]:
+        """Space groups a cell of ``counts`` can be asked for, their weights, and where they came from.
+
+        The candidates are the space groups the model saw in training for cells of this many
+        atoms (all training cells when it saw none of this size), weighted by how often it saw
+        them, less those whose Wyckoff positions the composition cannot fill (pyxtal). Cards
+        without training statistics give every space group of the card equal weight.
+
+        Raises
+        ------
+        ValueError
+            When no space group the model saw can hold the composition.
+        """
+        n = int(sum(counts.values()))
+        by_size = self.statistics.get("spacegroups_by_size") or {}
+        if str(n) in by_size:
+            seen = {int(k): int(v) for k, v in by_size[str(n)].items()}
+            source = f"training frequencies of {n}-atom cells"
+        elif by_size:
+            seen = {}
+            for table in by_size.values():
+                for k, v in table.items():
+                    seen[int(k)] = seen.get(int(k), 0) + int(v)
+            source = f"training frequencies of all cell sizes (none had {n} atoms)"
+        elif self.spacegroups:
+            seen = dict.fromkeys(sorted(self.spacegroups), 1)
+            source = "the card's space groups, equal weights (no training statistics)"
+        else:
+            raise ValueError(f"{self.name} does not say which space groups it saw: give a spacegroup")
+        fill = tuple(counts.values())
+        allowed = [sg for sg in sorted(seen) if _compatible(fill, sg) is not False]
+        if not allowed:
+            raise ValueError(
+                f"composition {formula_of(counts)} cannot fill the Wyckoff positions of any space "
+                f"group {self.name} saw ({', '.join(map(str, sorted(seen)))}): give a spacegroup"
+            )
+        weights = np.array([seen[sg] for sg in allowed], dtype=float)
+        return allowed, weights / weights.sum(), source
+
+    def default_energy(self, counts: Mapping[int, int], quantile: float = DEFAULT_ENERGY_QUANTILE) -> tuple[float, str]:
+        """A low energy to ask for: the ``quantile`` of the training energies of this chemistry.
+
+        The training energies come from the first group with at least
+        :data:`MIN_ENERGY_GROUP` structures: the same chemical system (``"O-Sr-Ti"``); then
+        the systems that share all elements but one with it, all but two, down to half of
+        them; then cells of the same number of atoms; then every training structure. Cards without
+        training statistics use the point ``quantile`` of the way up the card's energy range.
+        Returns the energy (eV/atom) and a sentence saying where it came from.
+        """
+        if not 0.0 <= float(quantile) <= 1.0:
+            raise ValueError(f"energy quantile must lie in [0, 1], got {quantile}")
+        stats = self.statistics
+        elements = sorted(chemical_symbol(z) for z in counts)
+        system = "-".join(elements)
+        by_system = stats.get("energies_by_system", {})
+        n = str(int(sum(counts.values())))
+        groups = [(by_system.get(system), f"the chemical system {system}")]
+        # then systems that share all but one, two, ... of the elements (at least half of them)
+        for shared in range(len(elements) - 1, (len(elements) + 1) // 2 - 1, -1):
+            if shared < 1:
+                break
+            pooled = [
+                v for key, v in by_system.items() if len(set(key.split("-")) & set(elements)) >= shared
+            ]
+            groups.append((
+                [e for v in pooled for e in v],
+                f"{len(pooled)} chemical systems sharing {shared} of the elements {', '.join(elements)}",
+            ))
+        groups += [
+            (stats.get("energies_by_size", {}).get(n), f"{n}-atom cells"),
+            (stats.get("energies"), "all training structures"),
+        ]
+        for values, what in groups:
+            if values and len(values) >= MIN_ENERGY_GROUP:
+                energy = float(np.quantile(np.asarray(values, dtype=float), quantile))
+                return energy, f"quantile {quantile:g} of the training energies of {what}"
+        if self.energy_range is None:
+            raise ValueError(f"{self.name} does not say which energies it saw: give a formation_energy")
+        low, high = self.energy_range
+        return float(low + quantile * (high - low)), f"quantile {quantile:g} of the card's energy range"
+
+
+@functools.lru_cache(maxsize=4096)
+def _compatible(counts: tuple[int, ...], spacegroup: int) -> bool | None:
+    return wyckoff_compatible(list(counts), spacegroup)
+
+
+def _multiple(counts: Mapping[int, int], at_least: int) -> str:
+    """The formula of ``counts`` repeated until the cell holds ``at_least`` atoms."""
+    n = sum(counts.values())
+    factor = -(-at_least // n)
+    return formula_of({z: c * factor for z, c in counts.items()})
+
 
 __all__ = [
+    "DEFAULT_ENERGY_QUANTILE",
     "ConditionWarning",
     "ModelDomain",
     "energy_list",

@@ -18,7 +18,10 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from .._threads import torch_threads
+from ..structures import CONTACT_FRACTION, flag_close_contacts
 from .conditions import (
+    DEFAULT_ENERGY_QUANTILE,
     ModelDomain,
     energy_list,
     formula_of,
@@ -55,6 +58,15 @@ def check_device(device: str | None) -> str:
 
 
 _device = check_device
+
+
+def _whole(value: Any, name: str) -> int:
+    """``value`` as a whole number of at least 1, else ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    if not float(value).is_integer() or value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    return int(value)
 
 
 class _Ticking:
@@ -109,12 +121,12 @@ class _ModelUser:
 
     @property
     def methods(self) -> tuple[str, ...]:
-        """Samplers this model's generative method declares (the first is the default)."""
+        """Samplers this model's generative method declares (``method=`` of :meth:`sample`)."""
         return tuple(self.loaded.method.samplers)
 
     def _sampler(self, method: str | None) -> str:
         if method is None:
-            return self.methods[0]
+            return self.loaded.method.default_sampler
         if method not in self.methods:
             raise ValueError(
                 f"{self.name} was trained with {self.loaded.method.name}; its samplers are "
@@ -168,6 +180,10 @@ class CrystalGenerator(_ModelUser):
         batch_size: int = 256,
         strict: bool = False,
         progress: bool = False,
+        energy_quantile: float = DEFAULT_ENERGY_QUANTILE,
+        close_contacts: str = "flag",
+        contact_fraction: float = CONTACT_FRACTION,
+        threads: int | None = None,
     ) -> list[Atoms]:
         """Sample ``n`` structures for every (space group, formation energy) pair.
 
@@ -177,64 +193,99 @@ class CrystalGenerator(_ModelUser):
             The atoms of one cell: a formula (``"SrTiO3"``, ``"Ta1W1B6"``), a dict of element
             counts, a pymatgen ``Composition``, ``Atoms`` or a list of elements.
         spacegroup
-            A number or Hermann-Mauguin symbol, or a list of them (one set of samples each).
+            A number or Hermann-Mauguin symbol, or a list of them (``n`` samples each). Default
+            (``None``): each sample draws its own from the space groups the model saw in
+            training for cells of this many atoms, weighted by how often it saw them, less those
+            whose Wyckoff positions the composition cannot fill
+            (:meth:`~.ModelDomain.default_spacegroups`).
         formation_energy
             eV/atom, or a list (the paper's energy grid). For models trained on total energies
-            per atom (Carbon-24) this is that energy.
+            per atom (Carbon-24) this is that energy. Default (``None``): a low-energy structure,
+            the ``energy_quantile`` of the training energies of this chemical system, else of
+            cells of this size, else of all (:meth:`~.ModelDomain.default_energy`).
         n
-            Samples per (space group, energy) pair.
+            Samples per (space group, energy) pair; a whole number of at least 1.
         method, steps
             Sampler and number of steps: ``"ddim"`` (default) or ``"ddpm"`` for diffusion
-            models, ``"flow"`` (Euler) for flow-matching models; steps default to the model's.
+            models, ``"flow"`` (Euler), ``"heun"`` or ``"midpoint"`` for flow-matching models;
+            both default to the model's.
         seed
-            Seed of the ``torch.Generator``; the same call with the same seed and batch size gives
-            the same structures.
+            Seed of the ``torch.Generator`` and of the space groups drawn; the same call with
+            the same seed and batch size gives the same structures.
         strict
             Refuse (ValueError) instead of warning when a condition lies outside what the model
-            saw in training (elements, space group, energy range, Wyckoff compatibility).
+            saw in training (elements, space group, energy range, cell size, Wyckoff
+            compatibility).
+        energy_quantile
+            Quantile of the training energies asked for when ``formation_energy`` is None.
+        close_contacts
+            ``"flag"`` (default): samples with two atoms closer than ``contact_fraction`` times
+            the sum of their covalent radii get ``info["close_contact"] = True``; ``"drop"``:
+            such samples are left out of the result (which may then hold fewer than asked).
+        threads
+            Torch threads while sampling (restored afterwards). Default: ``OMP_NUM_THREADS``
+            when set, else the cores not busy with other work (at least 1).
 
         Returns
         -------
         list of ase.Atoms
             In the order space group x energy x sample. ``info`` holds ``composition``,
-            ``spacegroup_condition``, ``formation_energy_condition``, ``model``, ``objective``,
-            ``method``, ``steps``, ``seed`` and ``sample``; a sample the sampler could not turn
-            into a cell has NaN positions and ``info["invalid"]``.
+            ``spacegroup_condition`` and ``formation_energy_condition`` (with
+            ``spacegroup_source`` / ``formation_energy_source`` saying where a default came
+            from), ``model``, ``objective``, ``method``, ``steps``, ``seed``, ``sample``,
+            ``min_contact_ratio`` (the smallest distance over covalent-radius sum, 1.0 when no
+            pair is closer than the sum) and ``close_contact``; a sample the sampler could not
+            turn into a cell has NaN positions and ``info["invalid"]``.
         """
-        if spacegroup is None:
-            raise ValueError(
-                f"give a spacegroup (number, symbol or list); {self.name} saw "
-                f"{sorted(self.domain.spacegroups) or 'unknown'} in training"
-            )
-        if formation_energy is None:
-            raise ValueError(
-                f"give a formation_energy in eV/atom (or a list); {self.name} was trained on "
-                f"{self.domain.energy_range or 'unknown range'}"
-            )
-        if int(n) < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
+        n = _whole(n, "n")
+        steps = None if steps is None else _whole(steps, "steps")
+        batch_size = _whole(batch_size, "batch_size")
+        if close_contacts not in ("flag", "drop"):
+            raise ValueError(f"close_contacts must be 'flag' or 'drop', not {close_contacts!r}")
         counts, rows = self._composition(composition, strict)
-        spacegroups = spacegroup_list(spacegroup)
-        for sg in spacegroups:
-            self.domain.check_spacegroup(counts, sg, strict)
-        energies = energy_list(formation_energy)
-        for e in energies:
-            self.domain.check_energy(e, strict)
         formula = formula_of(counts)
-        jobs = [
-            (
-                rows,
-                {
-                    "composition": formula,
-                    "spacegroup_condition": sg,
-                    "formation_energy_condition": e,
-                    "sample": r,
-                },
-            )
-            for sg, e in itertools.product(spacegroups, energies)
-            for r in range(int(n))
-        ]
-        return self._run(jobs, method, steps, seed, batch_size, progress)
+        if formation_energy is None:
+            energy, energy_source = self.domain.default_energy(counts, energy_quantile)
+            energies = [energy]
+        else:
+            energies, energy_source = energy_list(formation_energy), "given"
+            for e in energies:
+                self.domain.check_energy(e, strict)
+        if spacegroup is None:
+            allowed, weights, sg_source = self.domain.default_spacegroups(counts)
+            rng = np.random.default_rng(int(seed))
+            drawn = [[int(s) for s in rng.choice(allowed, size=n, p=weights)] for _ in energies]
+        else:
+            spacegroups, sg_source = spacegroup_list(spacegroup), "given"
+            for sg in spacegroups:
+                self.domain.check_spacegroup(counts, sg, strict)
+        jobs = []
+        if spacegroup is None:  # n draws per energy
+            for e, sgs in zip(energies, drawn):
+                jobs += [(rows, self._job_info(formula, sg, e, r, sg_source, energy_source))
+                         for r, sg in enumerate(sgs)]
+        else:
+            jobs = [
+                (rows, self._job_info(formula, sg, e, r, sg_source, energy_source))
+                for sg, e in itertools.product(spacegroups, energies)
+                for r in range(n)
+            ]
+        out = self._run(jobs, method, steps, seed, batch_size, progress, threads)
+        flag_close_contacts(out, contact_fraction)
+        if close_contacts == "drop":
+            out = [a for a in out if not a.info["close_contact"]]
+        return out
+
+    @staticmethod
+    def _job_info(formula: str, sg: int, e: float, r: int, sg_source: str, e_source: str) -> dict[str, Any]:
+        return {
+            "composition": formula,
+            "spacegroup_condition": int(sg),
+            "spacegroup_source": sg_source,
+            "formation_energy_condition": float(e),
+            "formation_energy_source": e_source,
+            "sample": r,
+        }
 
     def sample_batch(
         self,
@@ -245,6 +296,7 @@ class CrystalGenerator(_ModelUser):
         batch_size: int = 256,
         strict: bool = False,
         progress: bool = False,
+        threads: int | None = None,
     ) -> list[Atoms]:
         """One structure per ``(composition, spacegroup, formation_energy)``, batched together.
 
@@ -268,7 +320,9 @@ class CrystalGenerator(_ModelUser):
             jobs.append((rows, info))
         if not jobs:
             raise ValueError("no conditions given")
-        return self._run(jobs, method, steps, seed, batch_size, progress)
+        steps = None if steps is None else _whole(steps, "steps")
+        out = self._run(jobs, method, steps, seed, _whole(batch_size, "batch_size"), progress, threads)
+        return flag_close_contacts(out)
 
     def _composition(self, composition: Any, strict: bool) -> tuple[dict[int, int], np.ndarray]:
         from ..representation.tensors import composition_rows
@@ -279,8 +333,12 @@ class CrystalGenerator(_ModelUser):
         order = self.loaded.meta["data_schema"].get("order", "formula")
         return counts, composition_rows(numbers, self.max_atoms, order)
 
-    def _run(self, jobs, method, steps, seed, batch_size, progress) -> list[Atoms]:
+    def _run(self, jobs, method, steps, seed, batch_size, progress, threads=None) -> list[Atoms]:
         """Sample ``jobs`` = [(atom rows, info)] in batches with one seeded generator."""
+        with torch_threads(threads if self.loaded.device.type == "cpu" else 1):
+            return self._run_batches(jobs, method, steps, seed, batch_size, progress)
+
+    def _run_batches(self, jobs, method, steps, seed, batch_size, progress) -> list[Atoms]:
         from tqdm.auto import tqdm
 
         from .pipeline import decode, sample_tensors

@@ -25,6 +25,7 @@ import torch
 
 from .._atomic import atomic_write_text
 from ..datasets.cache import ProcessedDataset
+from ..datasets.summary import condition_statistics
 from ..models.io import load_checkpoint, read_pretrained, save_checkpoint, save_pretrained
 from .config import TrainConfig
 
@@ -490,10 +491,14 @@ def _export(directory: Path, run: _Run) -> Path:
         "training": {"steps": run.step, "epochs": run.epoch, "config": config.to_dict()},
         "elements": elements,
         "spacegroups": sorted({int(s) for s in data.arrays["spacegroup"]}),
+        "min_sites": int(data.arrays["n_sites"].min()),
         "max_sites": int(data.arrays["n_sites"].max()),
         "energy_range": [float(data.arrays["energy"].min()), float(data.arrays["energy"].max())],
         "hardware": _hardware(),
     }
+    if config.task == "generation":
+        # what sample() draws its default space groups and energies from
+        card["condition_statistics"] = condition_statistics(data, config.train_split)
     if config.task == "modification":
         card["energy_change_range"] = energy_change_range(data, config.train_split)
     with run.ema.applied_to(run.model):
