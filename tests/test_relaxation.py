@@ -10,6 +10,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import ase.io
@@ -19,9 +20,10 @@ from ase import Atoms, units
 from ase.build import bulk
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.emt import EMT
-from ase.constraints import FixAtoms
+from ase.constraints import FixAtoms, FixSymmetry
 from ase.data import atomic_numbers, covalent_radii
 from ase.eos import EquationOfState
+from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS
 
 from ase_crystalgen.relaxation import (
@@ -158,6 +160,55 @@ def test_fix_symmetry_keeps_the_space_group_and_the_inputs_constraints():
     # FixSymmetry was for the relaxation only
     assert [type(c).__name__ for c in result.constraints] == ["FixAtoms"]
     np.testing.assert_array_equal(result.positions[0], start.positions[0])
+
+
+def test_fix_symmetry_holds_a_saddle_point_that_a_free_relaxation_leaves():
+    # simple cubic Cu is a saddle of EMT: under its symmetry only the volume relaxes
+    start = bulk("Cu", "sc", a=2.3).repeat(2)
+    start.rattle(0.01, rng=np.random.default_rng(0))
+    kept = relax_one(start, "emt", optimizer="BFGS", fix_symmetry=True, fmax=0.01, steps=300)
+    free = relax_one(start, "emt", optimizer="BFGS", fmax=0.01, steps=300)
+    assert kept.info["converged"] and kept.info["spacegroup_relaxed"] == 221
+    assert kept.info["energy_per_atom"] < emt_energy(start) / len(start) - 0.05
+    assert free.info["spacegroup_relaxed"] != 221
+    assert free.info["energy_per_atom"] < kept.info["energy_per_atom"] - 0.1
+
+
+def test_a_cell_step_that_fix_symmetry_refuses_is_retried_shorter():
+    # a one-atom C2/m cell whose first BFGS cell step FixSymmetry cannot symmetrise; fcc Ni
+    # (EMT's minimum) has all of its symmetry operations, so that is where it may end
+    start = Atoms("Ni", cell=[[1.531, -1.159, 0], [1.531, 1.159, 0], [-0.154, 0, 3.727]], pbc=True)
+    plain = start.copy()
+    plain.calc = EMT()
+    plain.set_constraint(FixSymmetry(plain, symprec=0.1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(RuntimeError, match="large deformation gradient"):
+            BFGS(FrechetCellFilter(plain), logfile=None).run(fmax=0.02, steps=300)
+    result = relax_one(start, "emt", optimizer="BFGS", fix_symmetry=True, fmax=0.02, steps=300)
+    assert "relax_error" not in result.info and result.info["converged"]
+    assert get_spacegroup(start, symprec=0.1) == 12 and result.info["spacegroup_relaxed"] == 225
+    assert result.info["energy_per_atom"] < emt_energy(start) - 0.1
+
+
+def test_relaxations_repeat_bit_for_bit_and_leave_numpys_global_stream_alone():
+    start = l10_cuau(3.8)
+    start.set_cell(start.cell.array @ [[1, 0.03, 0], [0, 1, 0], [0, 0, 1.05]], scale_atoms=True)
+    start.rattle(0.05, rng=np.random.default_rng(1))
+    runs = []
+    for seed in (1, 2):
+        np.random.seed(seed)
+        before = np.random.get_state()
+        runs.append(relax_one(start, "emt", optimizer="BFGS", fmax=1e-3, steps=200))
+        after = np.random.get_state()
+        # scipy's logm in the cell filter draws from the global state; the caller's is put back
+        assert after[2] == before[2]
+        np.testing.assert_array_equal(after[1], before[1])
+    first, second = runs
+    assert first.info["converged"] and first.info["relax_steps"] > 10
+    np.testing.assert_array_equal(first.positions, second.positions)
+    np.testing.assert_array_equal(first.cell.array, second.cell.array)
+    assert first.info["energy_per_atom"] == second.info["energy_per_atom"]
 
 
 def test_overlapping_atoms_are_not_relaxed():

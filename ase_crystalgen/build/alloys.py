@@ -54,18 +54,4 @@ def random_fcc_alloy(
     return atoms
 
 
-def relax_with_emt(atoms: Atoms, steps: int, fmax: float = 0.02) -> int:
-    """Relax positions and cell of ``atoms`` in place with EMT and FIRE; returns the steps."""
-    from ase.calculators.emt import EMT
-    from ase.filters import FrechetCellFilter
-    from ase.optimize import FIRE
-
-    atoms.calc = EMT()
-    opt = FIRE(FrechetCellFilter(atoms), logfile=None)
-    opt.run(fmax=fmax, steps=steps)
-    atoms.info["emt_energy_per_atom"] = float(atoms.get_potential_energy() / len(atoms))
-    atoms.calc = None
-    return opt.nsteps
-
-
 __all__ = ["LATTICE_CONSTANTS", "random_fcc_alloy", "vegard_lattice_constant"]

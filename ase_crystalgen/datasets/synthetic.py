@@ -30,10 +30,7 @@ import spglib
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.calculators.emt import EMT
-from ase.constraints import FixSymmetry
 from ase.data import atomic_numbers, covalent_radii, reference_states
-from ase.filters import FrechetCellFilter
-from ase.optimize import BFGS
 from tqdm.auto import tqdm
 
 from .._threads import single_threaded_blas
@@ -385,72 +382,6 @@ def random_polymorph(
     return atoms
 
 
-def _logm_near_identity(matrix: np.ndarray) -> np.ndarray:
-    """Logarithm of a real 3x3 matrix with positive spectrum (a deformation gradient).
-
-    Inverse scaling and squaring: square roots until ``|A - I|_1 <= 0.1``, then 20 terms of the
-    series of ``log(I + X)``; agrees with :func:`scipy.linalg.logm` to ~1e-13 for deformations up
-    to ``|log F| ~ 1``.
-    """
-    from scipy.linalg import logm, sqrtm
-
-    a = np.asarray(matrix, dtype=float)
-    eye = np.eye(len(a))
-    roots = 0
-    while np.abs(a - eye).sum(axis=0).max() > 0.1:
-        a = np.real_if_close(sqrtm(a))
-        roots += 1
-        if np.iscomplexobj(a) or roots > 20:  # not a deformation gradient; leave it to scipy
-            return logm(matrix)
-    x = a - eye
-    term, log = x.copy(), np.zeros_like(x)
-    for n in range(1, 21):
-        log += term / n if n % 2 else -term / n
-        term = term @ x
-    return log * 2.0**roots
-
-
-class _CachedFrechetCellFilter(FrechetCellFilter):
-    """FrechetCellFilter that remembers its last positions and forces, with a deterministic logm.
-
-    ASE's optimisers ask the filter for forces three times per step and for positions once or
-    twice; each call recomputes a matrix logarithm and nine Frechet derivatives of the
-    exponential, which made up more than half of the generation time for these small cells.
-
-    :func:`scipy.linalg.logm` picks its algorithm with a randomised norm estimate that draws
-    from numpy's global random state: every relaxation consumed the caller's random stream, and
-    its last bits depended on that stream. The filter's logarithm is replaced by
-    :func:`_logm_near_identity`, which is deterministic (and ten times faster for 3x3).
-    """
-
-    def __init__(self, atoms: Atoms) -> None:
-        super().__init__(atoms)
-        self._cache: dict[str, tuple[bytes, np.ndarray]] = {}
-        self.logm = _logm_near_identity
-        # recent ASE does the cell algebra in a helper object that holds its own logm
-        utility = getattr(self, "_utility", None)
-        if utility is not None and hasattr(utility, "logm"):
-            utility.logm = _logm_near_identity
-
-    def _cached(self, name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        key = self.atoms.positions.tobytes() + self.atoms.cell.array.tobytes()
-        hit = self._cache.get(name)
-        if hit is None or hit[0] != key:
-            hit = (key, compute())
-            self._cache[name] = hit
-        return hit[1].copy()
-
-    def get_positions(self, *args, **kwargs) -> np.ndarray:
-        if args or kwargs:
-            return super().get_positions(*args, **kwargs)
-        return self._cached("positions", super().get_positions)
-
-    def get_forces(self, *args, **kwargs) -> np.ndarray:
-        if args or kwargs:
-            return super().get_forces(*args, **kwargs)
-        return self._cached("forces", super().get_forces)
-
-
 def relax_polymorph(
     atoms: Atoms,
     calculator_factory: CalculatorFactory = EMT,
@@ -461,10 +392,11 @@ def relax_polymorph(
 ) -> Atoms:
     """Relax positions and cell of a crystal, by default under its own symmetry.
 
+    A caller of :func:`ase_crystalgen.relaxation.relax_one` with BFGS:
     :class:`ase.constraints.FixSymmetry` (when ``keep_symmetry``) keeps the space group found at
-    ``symprec``, :class:`ase.filters.FrechetCellFilter` exposes the cell, BFGS minimises. With the
-    symmetry kept the result is a stationary point of that symmetry, not necessarily a minimum:
-    that is what a polymorph of a given space group is.
+    ``symprec``, :class:`ase.filters.FrechetCellFilter` exposes the cell. With the symmetry kept
+    the result is a stationary point of that symmetry, not necessarily a minimum: that is what a
+    polymorph of a given space group is.
 
     Parameters
     ----------
@@ -492,7 +424,12 @@ def relax_polymorph(
     ------
     ValueError
         For an empty or non-periodic structure, or non-positive ``fmax`` / ``steps``.
+    RuntimeError
+        When the relaxation fails (the calculator raises, energies or forces turn non-finite,
+        atoms come closer than 0.5 Å); the message says which.
     """
+    from ..relaxation import relax_one
+
     if len(atoms) == 0:
         raise ValueError("atoms is empty")
     if not atoms.pbc.all():
@@ -500,41 +437,18 @@ def relax_polymorph(
     fmax = _check_positive_float(fmax, "fmax")
     steps = _check_positive_int(steps, "steps")
 
-    work = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
-    work.calc = calculator_factory()
-    if keep_symmetry:
-        work.set_constraint(FixSymmetry(work, symprec=symprec))
-    cell_filter = _CachedFrechetCellFilter(work)
-    converged, n_steps, maxstep = False, 0, 0.2
-    with warnings.catch_warnings():
-        # FixSymmetry warns about cell steps above 0.15 and refuses those above 0.25; the
-        # refusal is handled below and the final structure is checked anyway
-        warnings.filterwarnings("ignore", message="FixSymmetry adjust_cell may be ill behaved")
-        while n_steps < steps:
-            optimizer = BFGS(cell_filter, maxstep=maxstep, logfile=None)
-            try:
-                converged = bool(optimizer.run(fmax=fmax, steps=steps - n_steps))
-            except RuntimeError as err:
-                # a BFGS step on a one- or two-atom cell (or a strongly sheared one) can ask for a
-                # deformation FixSymmetry cannot symmetrise; the refused step left the atoms
-                # untouched, so carry on from there with shorter steps
-                if "large deformation gradient" not in str(err):
-                    raise
-                if maxstep < 0.02:  # reported as not converged
-                    break
-                maxstep /= 2
-                continue
-            finally:
-                n_steps += optimizer.nsteps
-            break
-    energy = float(work.get_potential_energy())
+    plain = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
+    result = relax_one(plain, calculator_factory, fmax=fmax, steps=steps, optimizer="BFGS",
+                       fix_symmetry=keep_symmetry, symprec=symprec)
+    if "relax_error" in result.info:
+        raise RuntimeError(f"relaxation failed: {result.info['relax_error']}")
 
-    relaxed = Atoms(work.numbers, positions=work.positions, cell=work.cell, pbc=True)
+    relaxed = Atoms(result.numbers, positions=result.positions, cell=result.cell, pbc=True)
     relaxed.wrap()
     # what the relaxation may have changed is not carried over from the input
     relaxed.info.update({k: v for k, v in atoms.info.items() if k not in _DERIVED_KEYS})
-    relaxed.info.update(energy_per_atom=energy / len(work), converged=converged,
-                        n_steps=n_steps)
+    relaxed.info.update(energy_per_atom=result.info["energy_per_atom"],
+                        converged=result.info["converged"], n_steps=result.info["relax_steps"])
     return relaxed
 
 
@@ -601,7 +515,8 @@ def _expand(atoms: Atoms, min_atoms: int, max_atoms: int) -> Atoms | None:
         if len(candidate) * repeats <= max_atoms:
             base = candidate
     repeats = [1, 1, 1]
-    repeats[int(np.argmin(base.cell.lengths()))] = -(-min_atoms // len(base))
+    # rounded: a = b of a hexagonal cell must not be told apart by the last bits of a relaxation
+    repeats[int(np.argmin(np.round(base.cell.lengths(), 6)))] = -(-min_atoms // len(base))
     if len(base) * max(repeats) > max_atoms:
         return None
     expanded = base.repeat(repeats)
@@ -781,7 +696,7 @@ def generate_polymorphs(
                     continue
                 try:
                     relaxed = relax_polymorph(atoms, EMT, fmax=fmax, steps=steps)
-                except (np.linalg.LinAlgError, FloatingPointError):
+                except RuntimeError:
                     rejected["failed relaxation"] += 1
                     continue
                 reason = _rejection(relaxed, sum(n * _reference_volume(s) for s, n in

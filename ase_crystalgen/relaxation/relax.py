@@ -8,19 +8,26 @@ cache of :func:`~ase_crystalgen.relaxation.calculators.get_calculator`.
 A failure never stops a batch: a structure whose atoms overlap, whose cell or positions are not
 finite, whose calculator raises, or whose energy or forces turn NaN, comes back as an unrelaxed
 copy of the input with ``info["relax_error"]`` saying why and ``info["converged"] = False``.
+
+Relaxations are deterministic and leave numpy's global random state as they found it: ASE's
+cell filter takes matrix logarithms with :func:`scipy.linalg.logm`, whose norm estimate draws
+random vectors from that global state, so each relaxation runs with it seeded to a fixed value
+and puts the caller's state back afterwards (:func:`_fixed_global_random_state`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import BaseCalculator, PropertyNotImplementedError
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE, LBFGS, BFGSLineSearch
 from ase.optimize.optimize import Optimizer
 
@@ -107,6 +114,8 @@ def relax(
         ``FixSymmetry`` when ``fix_symmetry``.
     fix_symmetry : bool
         Keep the starting space group (``ase.constraints.FixSymmetry``) during the relaxation.
+        A cell step too long for ``FixSymmetry`` to symmetrise is taken again with half the
+        optimiser's ``maxstep`` (up to four times; then the result is not converged).
     max_force : float, optional
         Treat a relaxation as failed when any atom feels a force above this (eV/Å) at any step:
         a machine-learned potential far outside its training data tends to blow structures up.
@@ -272,7 +281,11 @@ def relax_one(
     work = start.copy()
     # ASE's cell filters do 3x3 matrix functions every step, ten times slower with BLAS threads
     # on a busy machine; torch keeps its own threads
-    with single_threaded_blas(), _trajectory_file(trajectory, start) as traj_path:
+    with (
+        single_threaded_blas(),
+        _fixed_global_random_state(),
+        _trajectory_file(trajectory, start) as traj_path,
+    ):
         try:
             n_steps, converged = _optimise(
                 work, calc, fmax, steps, cell_filter, optimizer, symprec, fix_symmetry, max_force, traj_path
@@ -361,6 +374,54 @@ def _trajectory_file(trajectory: str | os.PathLike | None, start: Atoms) -> Iter
             ase.io.write(tmp, start, format="traj")
 
 
+@contextlib.contextmanager
+def _fixed_global_random_state(seed: int = 0) -> Iterator[None]:
+    """Seed numpy's global random state for the block, then give the caller's state back.
+
+    :func:`scipy.linalg.logm`, which ASE's cell filters call at every step, chooses its
+    algorithm with a randomised norm estimate drawn from the global state: without this, every
+    relaxation would advance the caller's random stream and its last bits would depend on it.
+    Not thread-safe: threads relaxing at the same time share the one global state.
+    """
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+class _CachedFrechetCellFilter(FrechetCellFilter):
+    """``FrechetCellFilter`` that remembers its last positions and forces.
+
+    ASE's optimisers ask the filter for forces and positions several times per step; each call
+    takes a matrix logarithm and, for the forces, nine Frechet derivatives of the exponential,
+    which for small cells with a cheap potential cost more than the potential itself.
+    """
+
+    def __init__(self, atoms: Atoms) -> None:
+        super().__init__(atoms)
+        self._cache: dict[str, tuple[bytes, np.ndarray]] = {}
+
+    def _cached(self, name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        key = self.atoms.positions.tobytes() + self.atoms.cell.array.tobytes()
+        hit = self._cache.get(name)
+        if hit is None or hit[0] != key:
+            hit = (key, compute())
+            self._cache[name] = hit
+        return hit[1].copy()
+
+    def get_positions(self, *args, **kwargs) -> np.ndarray:
+        if args or kwargs:
+            return super().get_positions(*args, **kwargs)
+        return self._cached("positions", super().get_positions)
+
+    def get_forces(self, *args, **kwargs) -> np.ndarray:
+        if args or kwargs:
+            return super().get_forces(*args, **kwargs)
+        return self._cached("forces", super().get_forces)
+
+
 def _optimise(
     atoms: Atoms,
     calc: BaseCalculator,
@@ -373,40 +434,66 @@ def _optimise(
     max_force: float | None,
     trajectory: Path | None,
 ) -> tuple[int, bool]:
-    """Run the optimiser in place; returns (steps taken, converged)."""
+    """Run the optimiser in place; returns (steps taken, converged).
+
+    Under ``fix_symmetry`` a long step on a small or sheared cell can ask for a deformation
+    that ``FixSymmetry`` refuses to symmetrise. The refused step leaves the atoms untouched, so
+    the optimiser starts again from there with half the largest step; after four halvings the
+    relaxation stops, not converged.
+    """
     own_constraints = list(atoms.constraints)
     if fix_symmetry:
         from ase.constraints import FixSymmetry
 
         atoms.set_constraint([*own_constraints, FixSymmetry(atoms, symprec=symprec)])
     atoms.calc = calc
-    target = atoms
-    if cell_filter:
-        from ase.filters import FrechetCellFilter
-
-        target = FrechetCellFilter(atoms)
-    converged = False
+    target = _CachedFrechetCellFilter(atoms) if cell_filter else atoms
+    optimizer_class = _optimizer_class(optimizer)
+    n_steps, converged, halvings, shorter = 0, False, 0, {}
     try:
-        with _optimizer_class(optimizer)(
-            target, logfile=None, trajectory=None if trajectory is None else str(trajectory)
-        ) as opt:
-            for converged in opt.irun(fmax=fmax, steps=steps):
-                # the optimiser has just evaluated these, so reading them costs nothing
-                forces = atoms.get_forces()
-                if not np.isfinite(forces).all():
-                    raise _RelaxFailure(f"non-finite forces (NaN or inf) at step {opt.nsteps}")
-                if max_force is not None:
-                    worst = float(np.linalg.norm(forces, axis=1).max())
-                    if worst > max_force:
-                        raise _RelaxFailure(
-                            f"max force {worst:.3g} eV/Å exceeds max_force={max_force:g} eV/Å at step "
-                            f"{opt.nsteps}"
-                        )
-            n_steps = opt.nsteps
+        with warnings.catch_warnings():
+            # FixSymmetry warns about cell steps above 0.15 and refuses those above 0.25; the
+            # refusal is handled below
+            warnings.filterwarnings("ignore", message="FixSymmetry adjust_cell may be ill behaved")
+            while True:
+                traj = None if trajectory is None else str(trajectory)
+                with optimizer_class(
+                    target, logfile=None, trajectory=traj, append_trajectory=halvings > 0, **shorter
+                ) as opt:
+                    try:
+                        converged = _run(opt, atoms, fmax, steps - n_steps, max_force)
+                    except RuntimeError as exc:
+                        if not (fix_symmetry and "large deformation gradient" in str(exc)):
+                            raise
+                        if halvings == 4 or not hasattr(opt, "maxstep") or n_steps + opt.nsteps >= steps:
+                            break
+                        halvings += 1
+                        shorter = {"maxstep": opt.maxstep / 2}
+                        continue
+                    finally:
+                        n_steps += opt.nsteps
+                break
     finally:
         if fix_symmetry:
             atoms.set_constraint(own_constraints)
     return n_steps, bool(converged)
+
+
+def _run(opt: Optimizer, atoms: Atoms, fmax: float, steps: int, max_force: float | None) -> bool:
+    """``opt.irun`` with a check of the forces at every step; returns converged."""
+    converged = False
+    for converged in opt.irun(fmax=fmax, steps=steps):
+        # the optimiser has just evaluated these, so reading them costs nothing
+        forces = atoms.get_forces()
+        if not np.isfinite(forces).all():
+            raise _RelaxFailure(f"non-finite forces (NaN or inf) at step {opt.nsteps}")
+        if max_force is not None:
+            worst = float(np.linalg.norm(forces, axis=1).max())
+            if worst > max_force:
+                raise _RelaxFailure(
+                    f"max force {worst:.3g} eV/Å exceeds max_force={max_force:g} eV/Å at step {opt.nsteps}"
+                )
+    return bool(converged)
 
 
 def _final_results(atoms: Atoms) -> dict:
