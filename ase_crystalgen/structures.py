@@ -3,7 +3,8 @@
 * :func:`read_frames`: all frames of a file ASE can read, with one set of error messages;
 * :func:`element_order` and :func:`element_counts`: the elements of structures in order of
   first appearance, and how many atoms of each;
-* :func:`formula_counts`: element counts of a chemical formula (ASE's reader);
+* :func:`composition_amounts`: the one composition parser, a formula or a mapping to amounts
+  of each element, with errors that name the bad part;
 * :func:`check_structure` and :func:`min_distance`: sanity checks before a calculator sees a
   structure (no atoms, non-finite numbers, a degenerate cell, overlapping atoms);
 * :func:`as_rng`: a ``numpy.random.Generator`` from ``None``, a seed or a generator;
@@ -14,8 +15,11 @@ Only NumPy and ASE are imported here.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 from ase import Atoms
@@ -77,19 +81,136 @@ def element_counts(structures: Atoms | Iterable[Atoms]) -> dict[str, int]:
     return counts
 
 
-def formula_counts(formula: str) -> dict[str, int]:
-    """Element counts of a formula (``"Cu3Au"``, ``"(CuAu)2"``), in the order written.
+def composition_amounts(
+    composition: str | Mapping[str | int, float], *, whole: bool = True, zeros: bool = False
+) -> dict[str, int] | dict[str, float]:
+    """Amount of each element in a composition, by symbol, in the order written.
 
-    ASE's formula reader; raises ValueError (``cannot read the formula ...``) for text it
-    cannot read. The symbols are not checked against the periodic table: callers that need
-    known (or EMT, or model) elements check them with their own message.
+    Parameters
+    ----------
+    composition : str or mapping
+        A formula (``"Cu3Au"``, ``"Sr(TiO3)2"``, ``"Ta0.5W0.5B6"``; brackets ``()``, ``[]``,
+        ``{}`` nest and may carry a count, white space is ignored) or a mapping of element
+        symbols or atomic numbers to amounts (``{"Cu": 3, 79: 1}``). An element written twice
+        counts twice.
+    whole : bool
+        The amounts are numbers of atoms: they must be whole and come back as ``int``.
+        Otherwise they come back as ``float`` (fractions, for instance).
+    zeros : bool
+        Allow amounts of zero (they are kept); the composition must still hold some atoms.
+
+    Returns
+    -------
+    dict
+        ``{symbol: amount}`` in order of first appearance.
+
+    Raises
+    ------
+    TypeError
+        For anything but a string or a mapping.
+    ValueError
+        With a message naming the bad part: formula text that cannot be read (the character and
+        its position), an unknown element, amounts that are not numbers, negative, zero (unless
+        ``zeros``), not finite or, with ``whole``, not whole, or no atoms at all.
     """
-    from ase.formula import Formula
+    if isinstance(composition, str):
+        label = repr(composition)
+        amounts = _formula_amounts(composition)
+    elif isinstance(composition, Mapping):
+        label = repr(dict(composition))
+        amounts, not_numbers = {}, {}
+        for key, value in composition.items():
+            symbol = _element_symbol(key, label)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                not_numbers[symbol] = value
+            else:
+                amounts[symbol] = amounts.get(symbol, 0.0) + float(value)
+        if not_numbers:
+            raise ValueError(f"composition {label} has amounts that are not numbers {not_numbers}")
+    else:
+        raise TypeError(f"composition must be a dict or a formula string, got {type(composition).__name__}")
+    bad = {s: a for s, a in amounts.items() if not math.isfinite(a) or a < 0 or (a == 0 and not zeros)}
+    if bad:
+        kind = "negative" if zeros else "non-positive"
+        raise ValueError(f"composition {label} has {kind} or non-finite amounts {bad}")
+    if not any(amounts.values()):
+        raise ValueError(f"composition {label} has no atoms")
+    if not whole:
+        return amounts
+    fractional = {s: a for s, a in amounts.items() if abs(a - round(a)) > 1e-8}
+    if fractional:
+        raise ValueError(
+            f"composition {label} has non-integer amounts {fractional}: give the atoms of one cell "
+            "(for instance Ta1W1B6, not Ta0.125W0.125B0.75)"
+        )
+    return {s: int(round(a)) for s, a in amounts.items()}
 
-    try:
-        return dict(Formula(formula).count())
-    except ValueError:
-        raise ValueError(f"cannot read the formula {formula!r}") from None
+
+_FORMULA_TOKEN = re.compile(
+    r"(?P<element>[A-Z][a-z]*)|(?P<open>[(\[{])|(?P<close>[)\]}])|(?P<count>\d+(?:\.\d*)?|\.\d+)"
+)
+_CLOSES = {"(": ")", "[": "]", "{": "}"}
+
+
+def _formula_amounts(text: str) -> dict[str, float]:
+    """Element amounts of formula text (symbols checked, amounts not)."""
+
+    def unreadable(why: str) -> ValueError:
+        return ValueError(f"cannot read the formula {text!r}: {why}")
+
+    amounts: dict[str, float] = {}
+    # brackets still open: (bracket, its position, the amounts outside it)
+    open_brackets: list[tuple[str, int, dict[str, float]]] = []
+    counted = None  # what a count just read multiplies: an element or a closed group
+    pos = 0
+    while pos < len(text):
+        if text[pos].isspace():
+            pos += 1
+            continue
+        match = _FORMULA_TOKEN.match(text, pos)
+        if match is None:
+            hint = " (element symbols start with a capital letter)" if text[pos].isalpha() else ""
+            raise unreadable(f"unexpected {text[pos]!r} at position {pos}{hint}")
+        token = match.group()
+        if match.lastgroup == "element":
+            symbol = _element_symbol(token, repr(text))
+            amounts[symbol] = amounts.get(symbol, 0.0) + 1.0
+            counted = {symbol: 1.0}
+        elif match.lastgroup == "open":
+            open_brackets.append((token, pos, amounts))
+            amounts, counted = {}, None
+        elif match.lastgroup == "close":
+            if not open_brackets or _CLOSES[open_brackets[-1][0]] != token:
+                raise unreadable(f"{token!r} at position {pos} closes no bracket")
+            _, start, outside = open_brackets.pop()
+            if not amounts:
+                raise unreadable(f"the brackets at position {start} hold nothing")
+            counted = amounts
+            for symbol, amount in counted.items():
+                outside[symbol] = outside.get(symbol, 0.0) + amount
+            amounts = outside
+        else:
+            if counted is None:
+                raise unreadable(f"the count {token!r} at position {pos} follows no element or bracket")
+            for symbol, amount in counted.items():
+                amounts[symbol] += amount * (float(token) - 1.0)
+            counted = None
+        pos = match.end()
+    if open_brackets:
+        bracket, start, _ = open_brackets[-1]
+        raise unreadable(f"the bracket {bracket!r} at position {start} is not closed")
+    return amounts
+
+
+def _element_symbol(key, label: str) -> str:
+    """The chemical symbol of a symbol or an atomic number, or a ValueError naming ``key``."""
+    from ase.data import atomic_numbers, chemical_symbols
+
+    if isinstance(key, str) and atomic_numbers.get(key, 0) > 0:
+        return key
+    if isinstance(key, numbers.Integral) and not isinstance(key, bool) and 0 < key < len(chemical_symbols):
+        return chemical_symbols[int(key)]
+    raise ValueError(f"composition {label}: unknown element {key!r}")
 
 
 def min_distance(atoms: Atoms, cutoff: float) -> float:
@@ -224,9 +345,9 @@ def radial_distribution(
 __all__ = [
     "as_rng",
     "check_structure",
+    "composition_amounts",
     "element_counts",
     "element_order",
-    "formula_counts",
     "min_distance",
     "radial_distribution",
     "read_frames",

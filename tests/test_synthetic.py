@@ -269,7 +269,10 @@ def test_other_bad_input():
     assert str(err.value) == "n_per_group must be a positive integer, got 0"
     with pytest.raises(ValueError) as err:
         generate_polymorphs(["cu3au"], [225], progress=False)
-    assert str(err.value) == "cannot read composition 'cu3au'; write a formula like 'Cu3Au'"
+    assert str(err.value) == (
+        "cannot read the formula 'cu3au': unexpected 'c' at position 0 (element symbols start with a "
+        "capital letter)"
+    )
     with pytest.raises(ValueError) as err:
         generate_polymorphs(["Cu"], [225], references={"Au": 0.0}, progress=False)
     assert str(err.value) == "references has no energy for 'Cu'"

@@ -42,7 +42,7 @@ from ase.build.supercells import eval_shape_deviation
 from ase.data import atomic_numbers, chemical_symbols
 from ase.geometry import minkowski_reduce
 
-from ..structures import formula_counts
+from ..structures import composition_amounts
 
 Composition = Mapping[str, float] | str
 
@@ -317,32 +317,19 @@ def composition_counts(composition: Composition, n_atoms: int | None = None) -> 
         _validate_positive_int(n_atoms, "n_atoms")
     if isinstance(composition, str):
         return _formula_counts(composition, n_atoms)
-    if not isinstance(composition, Mapping):
-        raise TypeError(
-            f"composition must be a dict or a formula string, got {type(composition).__name__}"
-        )
-    if not composition:
-        raise ValueError("composition is empty")
-    _validate_elements(composition)
-    for symbol, value in composition.items():
-        if not isinstance(value, numbers.Real) or isinstance(value, bool) or value < 0:
-            raise ValueError(
-                f"composition values must be non-negative numbers, got {symbol}={value}"
-            )
+    amounts = composition_amounts(composition, whole=False, zeros=True)
     if all(isinstance(v, numbers.Integral) for v in composition.values()):
-        counts = {s: int(v) for s, v in composition.items()}
+        counts = {s: int(v) for s, v in amounts.items()}
         total = sum(counts.values())
-        if total == 0:
-            raise ValueError("composition has no atoms")
         if n_atoms is not None and total != n_atoms:
             raise ValueError(f"composition has {total} atoms, but {n_atoms} are needed")
     else:
-        total = float(sum(composition.values()))
+        total = float(sum(amounts.values()))
         if abs(total - 1) > 1e-6:
             raise ValueError(f"composition fractions sum to {total:g}, not 1")
         if n_atoms is None:
             raise ValueError("composition given as fractions needs n_atoms")
-        counts = _largest_remainder(composition, n_atoms)
+        counts = _largest_remainder(amounts, n_atoms)
     return {s: n for s, n in counts.items() if n > 0}
 
 
@@ -357,10 +344,7 @@ def _largest_remainder(fractions: Mapping[str, float], n: int) -> dict[str, int]
 
 
 def _formula_counts(formula: str, n_atoms: int | None) -> dict[str, int]:
-    unit = formula_counts(formula)
-    if not unit or sum(unit.values()) == 0:
-        raise ValueError("composition is empty")
-    _validate_elements(unit)
+    unit = composition_amounts(formula, zeros=True)
     divisor = functools.reduce(gcd, unit.values())
     unit = {s: n // divisor for s, n in unit.items() if n > 0}
     size = sum(unit.values())

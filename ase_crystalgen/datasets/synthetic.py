@@ -34,7 +34,7 @@ from ase.data import atomic_numbers, covalent_radii, reference_states
 from tqdm.auto import tqdm
 
 from .._threads import single_threaded_blas
-from ..structures import as_rng, formula_counts, min_distance
+from ..structures import as_rng, composition_amounts, min_distance
 
 __all__ = [
     "DEFAULT_COMPOSITIONS",
@@ -108,33 +108,6 @@ def _check_emt_element(symbol: str) -> None:
         raise ValueError(
             f"element {symbol!r} is not supported by EMT; choose from {', '.join(EMT_ELEMENTS)}"
         )
-
-
-def _parse_composition(composition: Mapping[str, int] | str) -> dict[str, int]:
-    """Element counts of a formula string ("Cu3Au", "(CuAu)2") or a dict, in the order given."""
-    if isinstance(composition, str):
-        try:
-            counts = formula_counts(composition)
-        except ValueError:
-            raise ValueError(
-                f"cannot read composition {composition!r}; write a formula like 'Cu3Au'"
-            ) from None
-    elif isinstance(composition, Mapping):
-        counts = dict(composition)
-    else:
-        raise TypeError(
-            f"composition must be a formula string or a dict of element counts, "
-            f"got {type(composition).__name__}"
-        )
-    if not counts:
-        raise ValueError(f"composition {composition!r} has no atoms")
-    for symbol, count in counts.items():
-        _check_known_element(symbol)
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-            raise ValueError(
-                f"count of {symbol!r} in the composition must be a positive integer, got {count!r}"
-            )
-    return {symbol: int(count) for symbol, count in counts.items()}
 
 
 def _formula(counts: Mapping[str, int]) -> str:
@@ -334,7 +307,7 @@ def random_polymorph(
     except ImportError as err:
         raise ImportError(_PYXTAL_MISSING) from err
 
-    counts = _parse_composition(composition)
+    counts = composition_amounts(composition)
     spacegroup = _check_spacegroup(spacegroup)
     rng = _check_rng(rng)
     max_count = _check_positive_int(max_count, "max_count")
@@ -625,7 +598,7 @@ def generate_polymorphs(
     units: dict[str, dict[str, int]] = {}
     given: dict[str, object] = {}
     for composition in compositions:
-        counts = _parse_composition(composition)
+        counts = composition_amounts(composition)
         for symbol in counts:
             _check_emt_element(symbol)
         n_atoms = sum(counts.values())

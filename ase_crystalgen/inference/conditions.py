@@ -19,6 +19,7 @@ from ase.data import chemical_symbols
 
 from ..representation.elements import atomic_numbers_of
 from ..representation.spacegroups import validate_spacegroup
+from ..structures import composition_amounts
 
 
 def chemical_symbol(z: int) -> str:
@@ -55,58 +56,20 @@ def parse_composition(composition: Any) -> dict[int, int]:
 
     if isinstance(composition, Atoms):
         composition = composition.numbers.tolist()
-    if isinstance(composition, str):
-        amounts = _parse_formula(composition)
-        label = composition
-    elif isinstance(composition, Mapping) or hasattr(composition, "get_el_amt_dict"):
-        items = composition.get_el_amt_dict() if hasattr(composition, "get_el_amt_dict") else composition
-        amounts = {}
-        for key, value in dict(items).items():
-            z = int(atomic_numbers_of([key if not isinstance(key, str) else str(key)])[0])
-            amounts[z] = amounts.get(z, 0.0) + float(value)
-        label = str(dict(items))
-    elif isinstance(composition, Iterable):
-        amounts = {}
-        for z in atomic_numbers_of(list(composition)).tolist():
-            amounts[z] = amounts.get(z, 0.0) + 1.0
-        label = "the given atoms"
-    else:
-        raise TypeError(
-            f"composition must be a formula, a dict, a pymatgen Composition, Atoms or a list of "
-            f"elements, not {type(composition).__name__}"
-        )
-    if not amounts:
-        raise ValueError(f"composition {label!r} has no atoms")
-    bad = {chemical_symbol(z): a for z, a in amounts.items() if not (math.isfinite(a) and a > 0)}
-    if bad:
-        raise ValueError(f"composition {label!r} has non-positive or non-finite amounts {bad}")
-    fractional = {chemical_symbol(z): a for z, a in amounts.items() if abs(a - round(a)) > 1e-8}
-    if fractional:
-        raise ValueError(
-            f"composition {label!r} has non-integer amounts {fractional}: give the atoms of one cell "
-            "(for instance Ta1W1B6, not Ta0.125W0.125B0.75)"
-        )
-    return {z: int(round(a)) for z, a in amounts.items()}
-
-
-def _parse_formula(formula: str) -> dict[int, float]:
-    from pymatgen.core import Composition
-
-    text = formula.strip()
-    if not text:
-        raise ValueError("composition '' has no atoms")
-    try:
-        comp = Composition(text)
-    except (ValueError, KeyError) as exc:
-        raise ValueError(f"cannot read composition {formula!r}: {exc}") from None
-    amounts: dict[int, float] = {}
-    for symbol, amount in comp.get_el_amt_dict().items():
-        try:
-            z = int(atomic_numbers_of([symbol])[0])
-        except ValueError:
-            raise ValueError(f"composition {formula!r}: unknown element {symbol!r}") from None
-        amounts[z] = amounts.get(z, 0.0) + float(amount)
-    return amounts
+    if hasattr(composition, "get_el_amt_dict"):  # pymatgen Composition
+        composition = composition.get_el_amt_dict()
+    if not isinstance(composition, (str, Mapping)):
+        if not isinstance(composition, Iterable):
+            raise TypeError(
+                f"composition must be a formula, a dict, a pymatgen Composition, Atoms or a list of "
+                f"elements, not {type(composition).__name__}"
+            )
+        atoms_of: dict = {}
+        for element in composition:  # one per atom
+            atoms_of[element] = atoms_of.get(element, 0) + 1
+        composition = atoms_of
+    counts = composition_amounts(composition)
+    return dict(zip(atomic_numbers_of(list(counts)).tolist(), counts.values(), strict=True))
 
 
 def formula_of(counts: Mapping[int, int]) -> str:

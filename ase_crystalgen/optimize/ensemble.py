@@ -8,6 +8,7 @@ import numpy as np
 from ase import Atoms
 
 from .._threads import single_threaded_blas
+from ..structures import element_counts
 from .montecarlo import SimulatedAnnealing, _validate_rng
 
 
@@ -25,10 +26,7 @@ def _target_structures(target):
 
 
 def _composition(structures) -> dict[str, float]:
-    counts: dict[str, int] = {}
-    for a in structures:
-        for s in a.get_chemical_symbols():
-            counts[s] = counts.get(s, 0) + 1
+    counts = element_counts(structures)
     total = sum(counts.values())
     return {s: c / total for s, c in counts.items()}
 
