@@ -53,19 +53,21 @@ html_static_path: list[str] = []
 
 
 # Habits of the package's numpydoc docstrings that napoleon and plain reStructuredText read
-# differently; handled here for every docstring rather than by a convention in each:
-# prose after a parameter list (after a blank line, not shaped like "name : type") is a note,
-# not more parameters; a paragraph right after napoleon's field list needs a blank line
-# before it; and |x| is an absolute value (the package defines no substitutions).
+# differently, handled here for every docstring rather than by a convention in each, before
+# napoleon (priority 500) turns the numpydoc sections into fields: prose after a parameter list
+# (after a blank line, not shaped like "name : type") is a note, not more parameters (napoleon
+# would read it as parameters, and docutils would then find a field list ending without a
+# blank line); and |x| is an absolute value (the package defines no substitutions).
 _PARAM_SECTIONS = {"Parameters", "Other Parameters", "Attributes", "Keyword Arguments"}
 _PARAM = re.compile(r"^\*{0,2}[A-Za-z_]\w*(\s*,\s*\*{0,2}[A-Za-z_]\w*)*\s*(:\s|:$|$)")
+_ABS = re.compile(r"(?<![`\\|\w])\|([A-Za-z_]\w*)\|(?![`\w|])")
 
 
 def _is_header(lines, i):
     return i + 1 < len(lines) and bool(lines[i].strip()) and set(lines[i + 1].strip()) == {"-"}
 
 
-def _notes_after_parameters(app, what, name, obj, options, lines):
+def _numpydoc_habits(app, what, name, obj, options, lines):
     out: list[str] = []
     in_params = blank = False
     for i, line in enumerate(lines):
@@ -75,29 +77,9 @@ def _notes_after_parameters(app, what, name, obj, options, lines):
             out += ["Notes", "-----"]
             in_params = False
         blank = not line.strip()
-        out.append(line)
-    lines[:] = out
-
-_FIELD = re.compile(r"^:(param|type|returns|rtype|raises|ivar|vartype|keyword|kwtype)\b")
-_ABS = re.compile(r"(?<![`\\|\w])\|([A-Za-z_]\w*)\|(?![`\w|])")
-
-
-def _plain_rest(app, what, name, obj, options, lines):
-    fields = False
-    out: list[str] = []
-    for line in lines:
-        if not line.strip():
-            fields = False
-        elif _FIELD.match(line):
-            fields = True
-        elif fields and not line[0].isspace():
-            out.append("")
-            fields = False
         out.append(line if "``" in line else _ABS.sub(r"\\|\1\\|", line))
     lines[:] = out
 
 
 def setup(app):
-    # before and after napoleon (priority 500) turns the numpydoc sections into fields
-    app.connect("autodoc-process-docstring", _notes_after_parameters, priority=400)
-    app.connect("autodoc-process-docstring", _plain_rest, priority=600)
+    app.connect("autodoc-process-docstring", _numpydoc_habits, priority=400)
