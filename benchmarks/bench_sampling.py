@@ -82,10 +82,33 @@ def throughput(models: dict[str, object], rows: list[tuple[str, str, int]], cond
     }
 
 
+def end_to_end(model: str, data, configs: list[tuple[str, int]], rounds: int) -> dict:
+    """Structures/s of ``CrystalGenerator.sample_batch`` (conditions checked, sampling, decoding to
+    Atoms, close-contact flags) on 256 test conditions, default threads, interleaved rounds."""
+    from ase_crystalgen import CrystalGenerator
+
+    gen = CrystalGenerator.from_pretrained(model)
+    conditions = []
+    for i in range(256):
+        j = i % len(data)
+        atoms = data.atoms(j)
+        conditions.append((atoms, int(data.arrays["spacegroup"][j]), float(data.arrays["energy"][j])))
+    gen.sample_batch(conditions[:4], steps=2)  # warm-up
+    rates: dict[tuple, list[float]] = {c: [] for c in configs}
+    for _ in range(rounds):
+        for sampler, steps in configs:
+            t0 = time.perf_counter()
+            gen.sample_batch(conditions, method=sampler, steps=steps)
+            rates[(sampler, steps)].append(len(conditions) / (time.perf_counter() - t0))
+    return {c: statistics.median(r) for c, r in rates.items()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="flow-matching model directory")
     parser.add_argument("--test-data", required=True)
+    parser.add_argument("--split", default="test", help="split of --test-data to match against")
+    parser.add_argument("-k", type=int, default=1, help="samples per structure (k=1 and k=K reported)")
     parser.add_argument("--limit", type=int, default=1000, help="test structures for the match rates")
     parser.add_argument("--configs", default=FLOW_CONFIGS, help="SAMPLER:STEPS,... of the flow model")
     parser.add_argument("--diffusion-model", help="diffusion model directory (adds DDIM rows)")
@@ -111,7 +134,7 @@ def main(argv=None) -> int:
             print(f"evaluating {name} {sampler} {steps}", flush=True)
             with torch_threads():
                 evaluate_model(
-                    models[name], args.test_data, split="test", k=1, method=sampler, steps=steps,
+                    models[name], args.test_data, split=args.split, k=args.k, method=sampler, steps=steps,
                     limit=args.limit, n_jobs=args.jobs, out=where, progress=False,
                 )  # fmt: skip
         summary = json.loads((where / "evaluation.json").read_text())
@@ -120,6 +143,7 @@ def main(argv=None) -> int:
             "evaluations": steps * (2 if sampler in ("heun", "midpoint") else 1),
             "field": summary["metrics"]["field"]["k=1"], "paper": summary["metrics"]["paper"]["k=1"],
             "validity": summary["validity"]["rate"], "n": summary["run"]["n_targets"],
+            "field_k": summary["metrics"]["field"].get(f"k={args.k}"),
         })  # fmt: skip
 
     threads = None
@@ -130,6 +154,9 @@ def main(argv=None) -> int:
             speed = throughput(loaded, rows, cond, args.rounds)
         for r, row in zip(results, rows):
             r.update(speed[row])
+        default = load_model(args.model).method
+        pair = [rows[0][1:], (default.default_sampler, int(default.inference_steps))]
+        whole = end_to_end(args.model, load_dataset(args.test_data), pair, args.rounds)
 
     def pct(m):
         return f"{100 * m['match_rate']:.2f} %"
@@ -139,29 +166,40 @@ def main(argv=None) -> int:
         "# Fast sampling: match rate and throughput against sampler and steps",
         "",
         f"Models: `{args.model}`" + (f", `{args.diffusion_model}`" if args.diffusion_model else "") + ". "
-        f"Test data: `{args.test_data}`, a fixed random subset of {ref['n']} structures (seed 0), "
-        "k = 1; every row draws the same noise.",
+        f"Test data: `{args.test_data}` (split {args.split}), a fixed random subset of {ref['n']} "
+        "structures (seed 0), k = 1; every row draws the same noise.",
         f"Machine: {cpu_model()}, {usable_cores()} usable cores"
         + (f", torch threads {threads} (the package default)" if threads else "") + ".",
         "",
         "| model | sampler | steps | network evaluations | field | paper | RMSE (field) | valid | "
-        "structures / s | ratio to flow 100 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        + (f"field, k = {args.k} | " if args.k > 1 else "") + "structures / s | ratio to first row |",
+        "|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if args.k > 1 else "") + "---:|---:|",
     ]
     for r in results:
         rmse = f"{r['field']['rmse']:.4f}" if r["field"]["rmse"] is not None else "-"
         speed = f"{r['rate']:.1f} | {r['ratio']:.2f}" if "rate" in r else "- | -"
         lines.append(
             f"| {r['model']} | {r['sampler']} | {r['steps']} | {r['evaluations']} | {pct(r['field'])} | "
-            f"{pct(r['paper'])} | {rmse} | {100 * r['validity']:.1f} % | {speed} |"
+            f"{pct(r['paper'])} | {rmse} | {100 * r['validity']:.1f} % | "
+            + (f"{pct(r['field_k'])} | " if args.k > 1 else "") + f"{speed} |"
         )
+    if not args.skip_throughput:
+        lines += [
+            "",
+            "End to end, `CrystalGenerator.sample_batch` on the same 256 conditions (conditions checked, "
+            "sampling, decoding to `ase.Atoms`, close-contact flags), default threads:",
+            "",
+            "| sampler | steps | structures / s |",
+            "|---|---:|---:|",
+            *[f"| {sampler} | {steps} | {rate:.1f} |" for (sampler, steps), rate in whole.items()],
+        ]
     lines += [
         "",
         "Throughput: batch of 256 test conditions, median of "
         f"{args.rounds} interleaved rounds; the ratio is to the first row of the same round.",
         "",
         f"Reproduce: `python benchmarks/bench_sampling.py {args.model} --test-data {args.test_data} "
-        f"--limit {args.limit}" + (f" --diffusion-model {args.diffusion_model}" if args.diffusion_model else "")
+        f"--split {args.split} -k {args.k} --limit {args.limit}" + (f" --diffusion-model {args.diffusion_model}" if args.diffusion_model else "")
         + "`.",
     ]
     text = "\n".join(lines) + "\n"
