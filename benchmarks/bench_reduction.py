@@ -11,11 +11,19 @@ Selections, for each total-atom budget and seed:
 * ``grs_reduce``: :func:`ase_crystalgen.reduction.reduce_dataset` (k members of n atoms,
   its defaults: joint term only, variance weighted like the mean, compositions and
   densities of the pool's own structures), labelled with EMT afterwards;
+* ``grs_joint``: the same, ``build="joint"``: all members of a composition group start as
+  random packings and one optimiser relaxes them together (``relax_steps`` steps of the
+  whole group) against the joint term;
+* ``grs_alternating``: the same starts, ``build="alternating"``: three passes, each
+  relaxing every member in turn for ``relax_steps // 3`` steps against all the others;
 * ``grs_reduce_own``: the same split by composition with the one call's weights (own
   and joint term, variance weight 0.01);
 * ``grs_call``: the one call ``generate_representative_structures(pool, k, n)`` at the
   package defaults (own and joint term, variance weight 0.01, the pool's mean
   composition), labelled with EMT;
+* ``moments``: :func:`ase_crystalgen.reduction.moment_matching`, whole pool snapshots
+  picked greedily (then improved by exchanges) so that their pooled descriptor moments
+  match the pool's under the GRS objective of ``grs_reduce``, within the same total atoms;
 * ``random``, ``farthest``, ``kmeans``: whole pool snapshots within the same total atoms;
 * ``random_n3``: random pool snapshots within the ``grs_reduce`` set's sum of N^3 (the DFT
   cost the GRS paper argues about);
@@ -24,9 +32,12 @@ Selections, for each total-atom budget and seed:
 Judge (``judge_selection``): a linear ACE model (energy and forces, ridge chosen by
 cross-validation on the selection, features standardised on the pool) fitted on the
 selection; force and energy RMSE on the test set; coverage of the pool's environments;
-the members' EMT energies and nearest-neighbour distances against the pool's.
+the moment distance of the selection (all its atoms pooled) to the pool under the
+objective of ``grs_reduce``; the members' EMT energies and nearest-neighbour distances
+against the pool's.
 
-    python benchmarks/bench_reduction.py                  # both data sets, ~20 min
+    python benchmarks/bench_reduction.py                  # everything, both data sets
+    python benchmarks/bench_reduction.py --quick          # 384 atoms; no grs_reduce_own/grs_call
     python benchmarks/bench_reduction.py --systems cu --seeds 2 --budgets 192
 
 Writes ``docs/benchmarks/reduction.md``, ``.json`` and ``.png``.
@@ -54,14 +65,16 @@ from ase_crystalgen.reduction import (
     farthest_point,
     judge_selection,
     kmeans_snapshots,
+    moment_matching,
     random_snapshots,
     reduce_dataset,
 )
 from ase_crystalgen.reduction.datasets import emt_cu_snapshots, emt_cuau_snapshots, label
 
 N_ATOMS = 32  # atoms per GRS member
-METHODS = ["grs_reduce", "grs_reduce_own", "grs_call", "random", "farthest", "kmeans",
-           "random_n3", "all"]
+METHODS = ["grs_reduce", "grs_joint", "grs_alternating", "grs_reduce_own", "grs_call",
+           "moments", "random", "farthest", "kmeans", "random_n3", "all"]
+QUICK_SKIP = ("grs_reduce_own", "grs_call")
 
 
 def load(system: str):
@@ -85,10 +98,34 @@ def physics(structures) -> dict:
     return {"emt_per_atom": e, "min_distance": nn}
 
 
-def run(system: str, budgets, seeds, relax_steps: int) -> list[dict]:
+def pool_objective(pool, desc):
+    """The objective of ``grs_reduce`` and ``moments`` against the whole pool."""
+    from ase_crystalgen.grs.objective import GRSObjective
+    from ase_crystalgen.grs.potential import make_target
+
+    target = make_target(np.concatenate(desc.compute_many(pool), 0), desc, orders=(1, 2))
+    return GRSObjective(target, weights=(1.0, 1.0), rank_weights="hierarchy")
+
+
+def run(system: str, budgets, seeds, relax_steps: int, methods) -> list[dict]:
     pool, test, desc = load(system)
     pool_phys = physics(pool)
+    objective = pool_objective(pool, desc)
     records = [{"system": system, "method": "pool", **pool_phys}]
+    grs_runs = {
+        "grs_reduce": lambda k, seed: reduce_dataset(pool, k, N_ATOMS, descriptor=desc, rng=seed,
+                                                     relax_steps=relax_steps),
+        "grs_joint": lambda k, seed: reduce_dataset(pool, k, N_ATOMS, descriptor=desc, rng=seed,
+                                                    relax_steps=relax_steps, build="joint"),
+        "grs_alternating": lambda k, seed: reduce_dataset(
+            pool, k, N_ATOMS, descriptor=desc, rng=seed, relax_steps=relax_steps,
+            build="alternating", passes=3),
+        "grs_reduce_own": lambda k, seed: reduce_dataset(
+            pool, k, N_ATOMS, descriptor=desc, rng=seed, relax_steps=relax_steps, w_inter=1.0,
+            weights=(1.0, 0.01)),
+        "grs_call": lambda k, seed: generate_representative_structures(
+            pool, k, N_ATOMS, descriptor=desc, rng=seed, relax_steps=relax_steps),
+    }
     with single_threaded_blas(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*logm result may be inaccurate.*")
         ref = judge_selection(pool, test, desc, data=pool)
@@ -101,31 +138,31 @@ def run(system: str, budgets, seeds, relax_steps: int) -> list[dict]:
             k = max(1, total // N_ATOMS)
             for seed in seeds:
                 sel, extra = {}, {}
-                t0 = time.perf_counter()
-                grs = reduce_dataset(pool, k, N_ATOMS, descriptor=desc, rng=seed,
-                                     relax_steps=relax_steps)
-                extra["grs_reduce"] = dict(wall_s=time.perf_counter() - t0,
-                                           scores=[m.info["grs_score"] for m in grs])
-                sel["grs_reduce"] = [label(m, EMT()) for m in grs]
-                t0 = time.perf_counter()
-                grs = reduce_dataset(pool, k, N_ATOMS, descriptor=desc, rng=seed,
-                                     relax_steps=relax_steps, w_inter=1.0,
-                                     weights=(1.0, 0.01))
-                extra["grs_reduce_own"] = dict(wall_s=time.perf_counter() - t0,
-                                               scores=[m.info["grs_score"] for m in grs])
-                sel["grs_reduce_own"] = [label(m, EMT()) for m in grs]
-                t0 = time.perf_counter()
-                grs = generate_representative_structures(pool, k, N_ATOMS, descriptor=desc,
-                                                         rng=seed, relax_steps=relax_steps)
-                extra["grs_call"] = dict(wall_s=time.perf_counter() - t0,
-                                         scores=[m.info["grs_score"] for m in grs])
-                sel["grs_call"] = [label(m, EMT()) for m in grs]
-                b = budget(sel["grs_reduce"])
+                for name, make in grs_runs.items():
+                    if name not in methods:
+                        continue
+                    t0 = time.perf_counter()
+                    grs = make(k, seed)
+                    extra[name] = dict(wall_s=time.perf_counter() - t0,
+                                       scores=[m.info["grs_score"] for m in grs],
+                                       ensemble_scores=[m.info["grs_ensemble_score"]
+                                                        for m in grs])
+                    sel[name] = [label(m, EMT()) for m in grs]
+                atoms = k * N_ATOMS
                 rng = np.random.default_rng([seed, 7])
-                sel["random"] = random_snapshots(pool, b["atoms"], rng)
-                sel["farthest"] = farthest_point(pool, b["atoms"], desc, rng)
-                sel["kmeans"] = kmeans_snapshots(pool, b["atoms"], desc, rng)
-                sel["random_n3"] = random_snapshots(pool, None, rng, max_n3=b["n3"])
+                if "moments" in methods:
+                    t0 = time.perf_counter()
+                    sel["moments"] = moment_matching(pool, atoms, desc)
+                    extra["moments"] = dict(wall_s=time.perf_counter() - t0)
+                if "random" in methods:
+                    sel["random"] = random_snapshots(pool, atoms, rng)
+                if "farthest" in methods:
+                    sel["farthest"] = farthest_point(pool, atoms, desc, rng)
+                if "kmeans" in methods:
+                    sel["kmeans"] = kmeans_snapshots(pool, atoms, desc, rng)
+                if "random_n3" in methods:
+                    sel["random_n3"] = random_snapshots(pool, None, rng,
+                                                        max_n3=k * float(N_ATOMS) ** 3)
                 for name, s in sel.items():
                     rec = {"system": system, "method": name, "seed": seed, "budget": total}
                     if not s:
@@ -136,14 +173,18 @@ def run(system: str, budgets, seeds, relax_steps: int) -> list[dict]:
                                energy_rmse=out["test"]["energy_rmse"],
                                cov_max=out["coverage"]["max_distance"],
                                cov_mean=out["coverage"]["mean_distance"],
+                               moment_distance=float(objective.score(
+                                   np.concatenate(desc.compute_many(s), 0))),
                                **extra.get(name, {}))
                     if name.startswith("grs"):
                         rec.update(physics(s))
                         rec["formulas"] = [a.get_chemical_formula() for a in s]
                     records.append(rec)
-                    print(f"{system} budget {total} seed {seed} {name:11s} F "
+                    print(f"{system} budget {total} seed {seed} {name:15s} F "
                           f"{rec['force_rmse']:.4f} eV/A  E {1e3 * rec['energy_rmse']:7.1f} "
-                          f"meV/atom  atoms {rec['atoms']}  N^3 {rec['n3']:.3g}", flush=True)
+                          f"meV/atom  atoms {rec['atoms']}  N^3 {rec['n3']:.3g}  moment distance "
+                          f"{rec['moment_distance']:.4g}  {rec.get('wall_s', 0):.0f} s",
+                          flush=True)
     return records
 
 
@@ -177,35 +218,41 @@ def write_report(path: Path, meta: dict, records: list[dict]) -> None:
                   f"force RMSE {allr['force_rmse']:.4f} eV/A, energy RMSE "
                   f"{1e3 * allr['energy_rmse']:.1f} meV/atom.", "",
                   "| budget (atoms) | method | runs | structures | atoms | sum N^3 | force RMSE "
-                  "eV/A | energy RMSE meV/atom | coverage max | coverage mean |",
-                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "eV/A | energy RMSE meV/atom | coverage max | coverage mean | moment "
+                  "distance | wall s |",
+                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for total in meta["budgets"]:
-            for m in METHODS[:-1]:
+            for m in meta["methods"]:
                 rs = [r for r in recs if r["method"] == m and r.get("budget") == total
                       and not r.get("empty")]
                 if not rs:
-                    lines.append(f"| {total} | {m} | 0 | - | - | - | - | - | - | - |")
+                    lines.append(f"| {total} | {m} | 0 | - | - | - | - | - | - | - | - | - |")
                     continue
+                wall = median(rs, "wall_s")
                 lines.append(
                     f"| {total} | {m} | {len(rs)} | {median(rs, 'n_structures'):.0f} | "
                     f"{median(rs, 'atoms'):.0f} | {median(rs, 'n3'):.3g} | "
                     f"{median(rs, 'force_rmse'):.4f} | {1e3 * median(rs, 'energy_rmse'):.1f} | "
-                    f"{median(rs, 'cov_max'):.1f} | {median(rs, 'cov_mean'):.2f} |")
+                    f"{median(rs, 'cov_max'):.1f} | {median(rs, 'cov_mean'):.2f} | "
+                    f"{median(rs, 'moment_distance'):.4f} | "
+                    + ("-" if wall is None else f"{wall:.0f}") + " |")
         lines += ["", "Per seed, force RMSE (eV/A):", ""]
         for total in meta["budgets"]:
-            for m in METHODS[:-1]:
+            for m in meta["methods"]:
                 rs = [r for r in recs if r["method"] == m and r.get("budget") == total
                       and not r.get("empty")]
                 if rs:
                     lines.append(f"- budget {total}, {m}: " + ", ".join(
                         f"{r['force_rmse']:.4f}" for r in rs))
-        lines += ["", "GRS members (EMT energy per atom, shortest distance, GRS score):", ""]
+        lines += ["", "GRS members (EMT energy per atom, shortest distance, own GRS score; "
+                  "then the joint score of the last member's group):", ""]
         for r in recs:
             if r["method"].startswith("grs") and not r.get("empty"):
                 lines.append(
                     f"- {r['method']}, budget {r['budget']}, seed {r['seed']}: "
                     + ", ".join(f"{f} {e:.2f} eV/atom {d:.2f} A {s:.3g}" for f, e, d, s in zip(
-                        r["formulas"], r["emt_per_atom"], r["min_distance"], r["scores"])))
+                        r["formulas"], r["emt_per_atom"], r["min_distance"], r["scores"]))
+                    + f"; joint {r['ensemble_scores'][-1]:.3g}")
         lines.append("")
     lines += [f"![force RMSE against total atoms and sum of N^3]({meta['plot']})", ""]
     path.write_text("\n".join(lines))
@@ -219,8 +266,8 @@ def plot(path: Path, meta: dict, records: list[dict]) -> None:
 
     systems = meta["systems"]
     fig, axes = plt.subplots(2, len(systems), figsize=(5 * len(systems), 8), squeeze=False)
-    marks = dict(grs_reduce="o", grs_reduce_own="P", grs_call="s", random="^", farthest="v", kmeans="D",
-                 random_n3="x")
+    marks = dict(grs_reduce="o", grs_joint="h", grs_alternating="*", grs_reduce_own="P",
+                 grs_call="s", moments="<", random="^", farthest="v", kmeans="D", random_n3="x")
     for j, system in enumerate(systems):
         recs = [r for r in records if r["system"] == system and "force_rmse" in r]
         allr = next(r for r in recs if r["method"] == "all")
@@ -250,21 +297,33 @@ def main(argv=None) -> None:
     p.add_argument("--budgets", default="192,384", help="total atoms of the GRS sets")
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--relax-steps", type=int, default=150)
+    p.add_argument("--quick", action="store_true",
+                   help="budget 384 only, without grs_reduce_own and grs_call")
+    p.add_argument("--methods", default=None,
+                   help=f"comma-separated subset of {','.join(METHODS[:-1])}")
     p.add_argument("--out", default="docs/benchmarks/reduction.md")
     args = p.parse_args(argv)
     t0 = time.time()
     systems = args.systems.split(",")
     budgets = [int(b) for b in args.budgets.split(",")]
+    methods = [m for m in METHODS[:-1] if not (args.quick and m in QUICK_SKIP)]
+    if args.quick and args.budgets == p.get_default("budgets"):
+        budgets = [384]
+    if args.methods:
+        methods = args.methods.split(",")
+        unknown = sorted(set(methods) - set(METHODS[:-1]))
+        if unknown:
+            p.error(f"unknown methods {', '.join(unknown)}")
     seeds = list(range(args.seeds))
     records = []
     for system in systems:
-        records += run(system, budgets, seeds, args.relax_steps)
+        records += run(system, budgets, seeds, args.relax_steps, methods)
     out = Path(args.out)
     meta = dict(command="python benchmarks/bench_reduction.py " + " ".join(sys.argv[1:]),
                 date=time.strftime("%Y-%m-%d %H:%M"), minutes=(time.time() - t0) / 60,
                 cpu=cpu_model(), cores=usable_cores(),
                 load=" / ".join(f"{x:.2f}" for x in os.getloadavg()), systems=systems,
-                budgets=budgets, seeds=seeds, relax_steps=args.relax_steps,
+                budgets=budgets, seeds=seeds, relax_steps=args.relax_steps, methods=methods,
                 plot=out.with_suffix(".png").name)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "records": records}, indent=1))

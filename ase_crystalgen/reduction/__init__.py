@@ -5,8 +5,9 @@ they replace?
   ridge, per-species one-body term) and its ASE calculator: the downstream judge;
 * :mod:`.metrics` -- :func:`coverage` (largest distance from a data-set environment to the
   selection) and :func:`hull_ratio` (GRS paper eq. 18);
-* :mod:`.strategies` -- baselines (random, farthest-point, k-means snapshots) within an
-  atom or ``N^3`` budget;
+* :mod:`.strategies` -- whole snapshots within an atom or ``N^3`` budget: baselines
+  (random, farthest-point, k-means) and :func:`moment_matching` (the GRS objective used
+  to select);
 * :mod:`.datasets` -- small labelled EMT data sets (Cu; Cu-Au alloys);
 * :mod:`.judge` -- :func:`judge_selection`, all of the above in one call;
 * :mod:`.grs` -- :func:`reduce_dataset`, GRS of a data set with the settings measured for
@@ -17,7 +18,13 @@ from .grs import reduce_dataset
 from .judge import judge_selection
 from .linear import LinearACECalculator, LinearACEModel, reference_labels
 from .metrics import coverage, hull_ratio
-from .strategies import budget, farthest_point, kmeans_snapshots, random_snapshots
+from .strategies import (
+    budget,
+    farthest_point,
+    kmeans_snapshots,
+    moment_matching,
+    random_snapshots,
+)
 
 __all__ = [
     "LinearACECalculator",
@@ -28,6 +35,7 @@ __all__ = [
     "hull_ratio",
     "judge_selection",
     "kmeans_snapshots",
+    "moment_matching",
     "random_snapshots",
     "reduce_dataset",
     "reference_labels",

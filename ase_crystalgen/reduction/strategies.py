@@ -1,5 +1,6 @@
-"""Baselines for reducing a data set: whole snapshots picked at random, by farthest-point
-sampling or by k-means, within a budget.
+"""Reducing a data set to whole snapshots within a budget: picked at random, by
+farthest-point sampling, by k-means, or so that their pooled descriptor moments match the
+data set's (:func:`moment_matching`, the GRS objective used for selection).
 
 A budget limits the total number of atoms, the sum of ``N^3`` over the picked structures
 (the cost of a DFT calculation grows about as ``N^3``), or both. :func:`budget` gives the
@@ -19,8 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 from ase import Atoms
 
-__all__ = ["budget", "farthest_point", "kmeans_snapshots", "random_snapshots",
-           "structure_features"]
+__all__ = ["budget", "farthest_point", "kmeans_snapshots", "moment_matching",
+           "random_snapshots", "structure_features"]
 
 
 def budget(structures: Sequence[Atoms]) -> dict:
@@ -174,3 +175,122 @@ def kmeans_snapshots(data: Sequence[Atoms], total_atoms: float | None, descripto
         if len(chosen) == k or k == 1:
             return [data[p] for p in chosen]
         k -= 1
+
+
+def moment_matching(data: Sequence[Atoms], total_atoms: float | None, descriptor=None,
+                    rng: np.random.Generator | None = None, *, max_n3: float | None = None,
+                    weights=(1.0, 1.0), rank_weights="hierarchy", smoothing: float = 1e-2,
+                    scale: str = "rms", swaps: bool = True, starts: str = "all",
+                    return_score: bool = False):
+    """Whole snapshots whose pooled descriptor moments best match the data set's.
+
+    The GRS objective (:class:`~ase_crystalgen.grs.objective.GRSObjective`: scaled
+    moment differences, ``weights`` per moment order, the same defaults as
+    :func:`~ase_crystalgen.reduction.reduce_dataset`) measures the distance between the
+    descriptor distribution of the picked structures, all their atoms pooled, and that
+    of the whole data set. Structures are added greedily, each time the one that gives
+    the pooled set the lowest distance among those that still fit the budget, until none
+    fits. With ``swaps`` a picked structure is then exchanged for an unpicked one
+    whenever that lowers the distance and fits the budget (best exchange first, until
+    none helps), and the budget is filled again greedily. With ``starts="all"`` this is
+    done once from every structure that fits as the first pick and the set of lowest
+    distance is kept (the greedy first pick alone, a single structure closest to the
+    whole data set, can lead to a set farther from it than farthest-point sampling's).
+
+    Parameters
+    ----------
+    data : the data set.
+    total_atoms : largest total number of atoms (None: no limit on atoms).
+    descriptor : an ``ACEDescriptor`` (default: the paper's basis over the data set's
+        elements).
+    rng : unused (the selection is deterministic); accepted so that every strategy is
+        called alike.
+    max_n3 : largest sum of N^3 (None: no limit).
+    weights, rank_weights, smoothing, scale : of the objective and its target.
+    swaps : refine the greedy pick by exchanges.
+    starts : ``"all"`` (every structure as the first pick) or ``"greedy"`` (one start).
+    return_score : also return the final distance.
+
+    Returns
+    -------
+    The picked structures of ``data`` (not copies), in the order picked; with
+    ``return_score``, ``(picked, score)``.
+    """
+    from ..grs.objective import GRSObjective
+    from ..grs.potential import make_target
+
+    data = _check_data(data)
+    _Budget(total_atoms, max_n3)  # validates the arguments
+    if starts not in ("all", "greedy"):
+        raise ValueError(f"starts must be 'all' or 'greedy', not {starts!r}")
+    if descriptor is None:
+        from ..descriptors import ACEDescriptor
+
+        descriptor = ACEDescriptor(sorted({s for a in data for s in a.get_chemical_symbols()}))
+    Bs = descriptor.compute_many(data)
+    orders = sorted(int(p) for p in weights) if isinstance(weights, dict) else list(
+        range(1, len(np.atleast_1d(weights)) + 1))
+    target = make_target(np.concatenate(Bs, 0), descriptor, orders=orders, scale=scale)
+    if isinstance(rank_weights, str) and rank_weights == "hierarchy" and not getattr(
+            descriptor, "ranks_are_body_orders", False):
+        rank_weights = None  # as the GRS potential: SNAP groups are not body orders
+    objective = GRSObjective(target, weights=weights, smoothing=smoothing,
+                             rank_weights=rank_weights)
+    sums = np.array([objective.power_sums(B) for B in Bs])  # (n_structures, P, F)
+    sizes = np.array([len(a) for a in data])
+
+    def score(chosen):
+        idx = list(chosen)
+        return objective.score_from_sums(sums[idx].sum(0), int(sizes[idx].sum()))
+
+    def fits(chosen):
+        n = sizes[list(chosen)]
+        return n.sum() <= (np.inf if total_atoms is None else total_atoms) and (
+            (n.astype(float) ** 3).sum() <= (np.inf if max_n3 is None else max_n3))
+
+    def fill(chosen):
+        while True:
+            best = None
+            for k in range(len(data)):
+                if k in chosen or not fits(chosen + [k]):
+                    continue
+                q = score(chosen + [k])
+                if best is None or q < best[0]:
+                    best = (q, k)
+            if best is None:
+                return chosen
+            chosen = chosen + [best[1]]
+
+    def refine(chosen):
+        chosen = fill(chosen)
+        current = score(chosen)
+        while swaps:
+            best = None
+            for i in range(len(chosen)):
+                for k in range(len(data)):
+                    if k in chosen:
+                        continue
+                    trial = chosen[:i] + chosen[i + 1:] + [k]
+                    if not fits(trial):
+                        continue
+                    q = score(trial)
+                    if q < current - 1e-12 * max(abs(current), 1.0) and (
+                            best is None or q < best[0]):
+                        best = (q, trial)
+            if best is None:
+                break
+            chosen = fill(best[1])  # swaps keep the count; filling only adds: this ends
+            current = score(chosen)
+        return chosen, current
+
+    firsts = [k for k in range(len(data)) if fits([k])] if starts == "all" else [None]
+    if not firsts:
+        return ([], None) if return_score else []
+    best = None
+    for first in firsts:
+        chosen, q = refine([] if first is None else [first])
+        if best is None or q < best[1]:
+            best = (chosen, q)
+    chosen, current = best
+    picked = [data[k] for k in chosen]
+    return (picked, float(current)) if return_score else picked
