@@ -498,8 +498,11 @@ def _cmd_evaluate(args) -> int:
         args.model, args.data, split=args.split, k=args.k, method=args.method, steps=args.steps,
         batch_size=args.batch_size, seed=args.seed, tolerances=tuple(args.tolerances), limit=args.limit,
         train_data=args.train_data, n_jobs=args.jobs, out=args.out, device=args.device,
-        progress=args.progress,
+        progress=args.progress, symmetrize=args.symmetrize,
     )
+    if "symmetrize" in summary:
+        s = summary["symmetrize"]
+        print(f"symmetrised {s['n_symmetrized']} of {s['n_samples']} valid samples to their space group")
     for tol, by_k in summary["metrics"].items():
         for kk, m in by_k.items():
             rms = f", RMSE {m['rmse']:.4f}" if m.get("rmse") is not None else ""
@@ -869,6 +872,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps or auto")
     p.add_argument("--out", help="directory for evaluation.json, evaluation.md, samples.extxyz "
                                  "(default: print only)")
+    p.add_argument("--symmetrize", action="store_true",
+                   help="snap each sample to the space group it was drawn with (spglib, tolerances "
+                        "0.001-0.5 A) before matching; generation models only (default: off)")
     _progress_option(p)
     p.set_defaults(func=_cmd_evaluate)
 
