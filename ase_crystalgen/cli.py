@@ -555,8 +555,9 @@ def _cmd_sample(args) -> int:
     gen = CrystalGenerator.from_pretrained(args.model, device=args.device)
     structures = gen.sample(
         args.composition, spacegroup=_spacegroups_arg(args.spacegroups),
-        formation_energy=parse_energy_grid(args.energies), n=args.n, method=args.method, steps=args.steps,
-        seed=args.seed, strict=args.strict, progress=args.progress,
+        formation_energy=None if args.energies is None else parse_energy_grid(args.energies), n=args.n,
+        method=args.method, steps=args.steps, seed=args.seed, strict=args.strict, progress=args.progress,
+        threads=args.threads,
     )
     valid = [a for a in structures if "invalid" not in a.info]
     if args.calculator:
@@ -682,18 +683,26 @@ def _relax_options(p: argparse.ArgumentParser, steps_default: int, calculator_de
                    metavar="N", help="most optimiser steps per relaxation")
 
 
-def _sampling_options(p: argparse.ArgumentParser, spacegroups_required: bool = True) -> None:
+def _sampling_options(p: argparse.ArgumentParser, screen: bool = False) -> None:
     sg_help = "space-group numbers or symbols, comma-separated (e.g. 221,P4mm)"
-    if not spacegroups_required:
+    energy_help = "formation energies in eV/atom: a value, a comma list or START:STOP:STEP"
+    if screen:
         sg_help += (" (default: every space group of the model's training data that fits the "
                     "composition, often dozens)")
-    p.add_argument("--spacegroups", "--spacegroup", dest="spacegroups", metavar="SG",
-                   required=spacegroups_required, help=sg_help)
-    p.add_argument("--energies", "--energy", dest="energies", metavar="E", required=True,
-                   help="formation energies in eV/atom: a value, a comma list or START:STOP:STEP")
+    else:
+        sg_help += (" (default: each sample draws one the model saw for cells of this size, by "
+                    "training frequency, that the composition can fill)")
+        energy_help += (" (default: a low energy, the 0.1 quantile of the training energies of "
+                        "this chemistry)")
+    p.add_argument("--spacegroups", "--spacegroup", dest="spacegroups", metavar="SG", help=sg_help)
+    p.add_argument("--energies", "--energy", dest="energies", metavar="E", required=screen,
+                   help=energy_help)
     p.add_argument("-n", type=int, default=1, help="samples per space group and energy")
-    p.add_argument("--method", help="sampler: ddim or ddpm (diffusion models), flow (flow-matching "
-                                    "models) (default: the model's)")
+    if not screen:
+        p.add_argument("--threads", type=int,
+                       help="torch threads (default: OMP_NUM_THREADS, else the cores not busy)")
+    p.add_argument("--method", help="sampler: ddim or ddpm (diffusion models), flow (Euler), heun or "
+                                    "midpoint (flow-matching models) (default: the model's)")
     p.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler's random generator")
     p.add_argument("--device", default="cpu",
@@ -858,8 +867,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="processed data set directory")
     p.add_argument("--split", default="test", help="train, val, test or all")
     p.add_argument("-k", type=int, default=1, help="samples per test structure")
-    p.add_argument("--method", help="sampler: ddpm or ddim for diffusion models (default: ddim)")
-    p.add_argument("--steps", type=int, help="sampling steps (default: the objective's, 100)")
+    p.add_argument("--method", help="sampler: ddim or ddpm (diffusion models), flow (Euler), heun or "
+                                    "midpoint (flow-matching models) (default: the model's)")
+    p.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
     p.add_argument("--batch-size", type=int, default=256, help="structures sampled together")
     p.add_argument("--tolerances", nargs="+", default=["paper", "field"],
                    help="named StructureMatcher tolerances (paper, field, loose, looser)")
@@ -924,7 +934,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "is (space groups) x (energies) x N, each one relaxation.")
     p.add_argument("--model", required=True, help="shipped model name or model directory")
     p.add_argument("--composition", required=True, help="atoms of one cell, e.g. Ta1W1B6")
-    _sampling_options(p, spacegroups_required=False)
+    _sampling_options(p, screen=True)
     _relax_options(p, steps_default=300, calculator_default="chgnet")
     p.add_argument("--known-phases", metavar="FILE",
                    help="known compounds, relaxed with --calculator and added to the hull "

@@ -238,3 +238,20 @@ def test_torch_threads_are_restored(perov):
     assert torch.get_num_threads() == before
     perov.sample("SrTiO3", spacegroup=221, formation_energy=0.3, steps=2, threads=1)
     assert torch.get_num_threads() == before
+
+
+def test_cli_sample_needs_only_a_composition(tmp_path):
+    import ase.io
+
+    from ase_crystalgen.cli import main
+
+    out = tmp_path / "knbo3.extxyz"
+    argv = ["sample", "perov5-flow", "--composition", "KNbO3", "-n", "3", "--steps", "2",
+            "--threads", "1", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    frames = ase.io.read(out, ":")
+    assert len(frames) == 3
+    for a in frames:
+        assert a.get_chemical_formula() == "KNbO3" and a.info["steps"] == 2
+        assert a.info["spacegroup_source"] == "training frequencies of 5-atom cells"
+        assert a.info["formation_energy_source"].startswith("quantile 0.1 of the training energies")
