@@ -255,3 +255,19 @@ def test_cli_sample_needs_only_a_composition(tmp_path):
         assert a.get_chemical_formula() == "KNbO3" and a.info["steps"] == 2
         assert a.info["spacegroup_source"] == "training frequencies of 5-atom cells"
         assert a.info["formation_energy_source"].startswith("quantile 0.1 of the training energies")
+
+
+def test_symmetrized_samples_have_their_space_group_exactly(perov):
+    import spglib
+
+    raw = perov.sample("SrTiO3", spacegroup=221, formation_energy=0.3, n=4, seed=0)
+    snapped = perov.sample("SrTiO3", spacegroup=221, formation_energy=0.3, n=4, seed=0, symmetrize=True)
+    for a, b in zip(raw, snapped):
+        assert b.get_chemical_formula() == a.get_chemical_formula()
+        if b.info["symmetrized"]:
+            cell = (b.cell[:], b.get_scaled_positions(), b.numbers)
+            assert spglib.get_symmetry_dataset(cell, symprec=1e-5).number == 221
+            assert b.info["spacegroup_condition"] == 221 and "min_contact_ratio" in b.info
+        else:
+            np.testing.assert_array_equal(b.positions, a.positions)
+    assert sum(b.info["symmetrized"] for b in snapped) >= 3  # the model makes near-cubic SrTiO3

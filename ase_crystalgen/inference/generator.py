@@ -184,6 +184,7 @@ class CrystalGenerator(_ModelUser):
         close_contacts: str = "flag",
         contact_fraction: float = CONTACT_FRACTION,
         threads: int | None = None,
+        symmetrize: bool = False,
     ) -> list[Atoms]:
         """Sample ``n`` structures for every (space group, formation energy) pair.
 
@@ -225,6 +226,12 @@ class CrystalGenerator(_ModelUser):
         threads
             Torch threads while sampling (restored afterwards). Default: ``OMP_NUM_THREADS``
             when set, else the cores not busy with other work (at least 1).
+        symmetrize
+            Snap each valid sample to the space group it was drawn with
+            (:func:`~ase_crystalgen.inference.symmetry.symmetrize`: spglib at tolerances up to
+            0.5 Å; a sample whose group is not found stays as it is, ``info["symmetrized"]``
+            says which). Measured on Perov-5 it makes matches tighter (RMSE -13 %) without
+            raising the match rate (docs/benchmarks/generation.md).
 
         Returns
         -------
@@ -271,6 +278,10 @@ class CrystalGenerator(_ModelUser):
                 for r in range(n)
             ]
         out = self._run(jobs, method, steps, seed, batch_size, progress, threads)
+        if symmetrize:
+            from .symmetry import symmetrize as snap
+
+            out = [a if "invalid" in a.info else snap(a, a.info["spacegroup_condition"]) for a in out]
         flag_close_contacts(out, contact_fraction)
         if close_contacts == "drop":
             out = [a for a in out if not a.info["close_contact"]]
