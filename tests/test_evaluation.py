@@ -113,6 +113,9 @@ def test_validity_reasons():
     thin = Atoms("Cs", cell=np.diag([0.4, 5.0, 5.0]), pbc=True)
     assert structure_validity(thin) == (False, "atom 0 is 0.40 A from its periodic image")
     assert structure_validity(across, min_distance=0.1) == (True, "")
+    huge = Atoms("Cu2", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=np.eye(3) * 20.0, pbc=True)
+    assert structure_validity(huge) == (False, "volume per atom 4e+03 A^3 > 1000")
+    assert structure_validity(huge, max_volume_per_atom=5000) == (True, "")
 
 
 def test_invalid_sample_is_not_matched_unless_asked():

@@ -37,7 +37,14 @@ MATCHER_OPTIONS = dict(primitive_cell=True, scale=True, attempt_supercell=False)
 _MAX_MESSAGES = 20
 
 
-def structure_validity(atoms: Atoms, min_distance: float = 0.5, min_volume: float = 0.1) -> tuple[bool, str]:
+#: largest volume per atom (A^3) of a valid crystal; the most open elemental solids (Cs, He)
+#: have about 120, and a diverged sampler makes cells of 1e6 and more
+MAX_VOLUME_PER_ATOM = 1000.0
+
+
+def structure_validity(
+    atoms: Atoms, min_distance: float = 0.5, min_volume: float = 0.1, max_volume_per_atom: float = MAX_VOLUME_PER_ATOM
+) -> tuple[bool, str]:
     """Whether ``atoms`` is a physically usable crystal, and why not.
 
     Parameters
@@ -49,6 +56,10 @@ def structure_validity(atoms: Atoms, min_distance: float = 0.5, min_volume: floa
         including an atom and its own image.
     min_volume
         Smallest allowed cell volume in A^3.
+    max_volume_per_atom
+        Largest allowed volume per atom in A^3: a cell of thousands of Angstrom (a diverged
+        sampler) is not a crystal, although StructureMatcher, which rescales volumes, can
+        match it.
 
     Returns
     -------
@@ -71,6 +82,8 @@ def structure_validity(atoms: Atoms, min_distance: float = 0.5, min_volume: floa
     volume = abs(float(np.linalg.det(cell)))
     if volume < min_volume:
         return False, f"volume {volume:.3g} A^3 < {min_volume:g}"
+    if volume / len(atoms) > max_volume_per_atom:
+        return False, f"volume per atom {volume / len(atoms):.3g} A^3 > {max_volume_per_atom:g}"
     # the shortest lattice vector is the closest an atom comes to its own image; checking it on
     # the reduced cell first also keeps the neighbour search away from needle-like cells
     shortest = float(np.linalg.norm(minkowski_reduce(cell)[0], axis=1).min())
