@@ -657,3 +657,30 @@ def test_objectives_follow_the_device_of_the_batch():
             model, cond, x_init=batch.get("x_init"), steps=3, generator=torch.Generator().manual_seed(0)
         )
         assert out.device.type == "cuda"
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_clipping_keeps_the_first_step_from_t999_bounded(sampler):
+    """With trailing spacing the first step starts where abar = 2.4e-9: an error of 0.05 in the
+    predicted noise puts the state where a network (whose output, like the noise it was trained
+    on, is bounded) cannot pull it back, unless the predicted clean sample is clipped."""
+    x_star = torch.tensor([[0.5, -0.8, 1.5]])
+    g = torch.Generator().manual_seed(3)
+    x_T = torch.randn(64, 1, 3, generator=g)
+    outs = {}
+    for clip in (False, True):
+        base = ddpm_scheduler(clip_sample=clip, clip_sample_range=3.0)
+        exact = exact_epsilon_point(base, x_star)
+
+        def eps(x, t):
+            return (exact(x, t) + 0.05).clamp(-4.0, 4.0)  # slightly wrong, bounded like a network
+
+        outs[clip] = diffusion_sample(eps, make_scheduler(sampler, base), x_T.clone(), 100, g)
+    assert outs[False].abs().max().item() > 50  # the divergence the clipping is there for
+    assert (outs[True] - x_star).abs().max().item() < 0.01
+
+
+def test_diffusion_method_clips_by_default():
+    method = make_method("ddpm")
+    assert method.scheduler.config.clip_sample and method.scheduler.config.clip_sample_range == 3.0
+    assert method.scheduler.config.timestep_spacing == "trailing"

@@ -151,6 +151,15 @@ class GenerationDiffusion(GenerativeMethod):
     ``model(x_t, t, cond) - eps`` over all real rows, divided by their number per structure.
     Sampling: ``method="ddpm"`` (ancestral) or ``"ddim"`` (deterministic for ``eta=0``) on
     the same schedule, ``inference_steps`` steps (100 in the paper), from Gaussian noise.
+
+    The predicted clean sample is clipped to ``[-clip_sample_range, clip_sample_range]``
+    (default 3; model space: coordinates in [-1, 1], standardised lattice). Without it the
+    first step from ``t = 999`` (``timestep_spacing="trailing"``), where the cosine schedule's
+    abar is 2.4e-9, multiplies the network's error by about 300 and every sample diverged
+    (lattice edges of thousands of Angstrom). Measured on a Perov-5 DDPM (2000 steps, 300 test
+    structures, field/paper tolerances): no clipping 1.3/0.0 % (DDPM) and 0.7/0.0 % (DDIM);
+    clip 3 62.0/49.0 % and 65.3/41.7 %; clip 5 62.0/49.0 % and 51.7/25.7 %; leading spacing
+    without clipping 60.0/47.7 % and 27.0/14.0 %.
     """
 
     name = "ddpm"
@@ -166,13 +175,15 @@ class GenerationDiffusion(GenerativeMethod):
         inference_steps: int = 100,
         eta: float = 0.0,
         kind: str = "l1",
-        clip_sample: bool = False,
+        clip_sample: bool = True,
         timestep_spacing: str = "trailing",
+        clip_sample_range: float = 3.0,
     ):
         super().__init__(locals())
         self.scheduler = ddpm_scheduler(
             num_train_timesteps, beta_start, beta_end, beta_schedule, "epsilon",
             clip_sample=clip_sample, timestep_spacing=timestep_spacing,
+            clip_sample_range=float(clip_sample_range),
         )  # fmt: skip
         make_scheduler(method, self.scheduler)  # validates the name now rather than at sampling
         check_kind(kind)
