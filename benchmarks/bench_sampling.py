@@ -116,7 +116,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved throughput rounds")
     parser.add_argument("--jobs", type=int, default=2, help="processes for matching")
     parser.add_argument("--eval-out", default="bench-output/sampling", help="per-row evaluations")
-    parser.add_argument("--skip-eval", action="store_true", help="reuse EVAL_OUT/*/evaluation.json")
+    parser.add_argument("--skip-eval", action="store_true",
+                        help="only reuse EVAL_OUT/*/evaluation.json (rows already there are always reused)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--name", default="sampling", help="docs/benchmarks/NAME.md and NAME.json")
     args = parser.parse_args(argv)
@@ -130,7 +131,9 @@ def main(argv=None) -> int:
     results = []
     for name, sampler, steps in rows:
         where = eval_out / f"{name}-{sampler}-{steps}"
-        if not args.skip_eval:
+        if not args.skip_eval and (where / "evaluation.json").exists():
+            print(f"reusing {where / 'evaluation.json'} (delete it to measure again)", flush=True)
+        elif not args.skip_eval:
             print(f"evaluating {name} {sampler} {steps}", flush=True)
             with torch_threads():
                 evaluate_model(
