@@ -225,7 +225,10 @@ class CrystalGenerator(_ModelUser):
             such samples are left out of the result (which may then hold fewer than asked).
         threads
             Torch threads while sampling (restored afterwards). Default: ``OMP_NUM_THREADS``
-            when set, else the cores not busy with other work (at least 1).
+            when set, else the cores not busy with other work (at least 1). The same seed gives
+            bit-identical samples only with the same thread count: torch adds in another order
+            on another count, which moves coordinates by about 1e-6 Å. Give ``threads`` when
+            runs must repeat exactly.
         symmetrize
             Snap each valid sample to the space group it was drawn with
             (:func:`~ase_crystalgen.inference.symmetry.symmetrize`: spglib at tolerances up to

@@ -158,6 +158,10 @@ def _generate(settings: ScreenSettings, out: Path, device: str, progress: bool, 
             method=settings.method,
             steps=settings.steps,
             seed=settings.seed,
+            # one torch thread: sums in another order under another thread count move the
+            # samples by about 1e-6 A, and the default count follows the machine's load, so a
+            # screen would otherwise not give the same candidates twice
+            threads=1,
             progress=progress,
         )
     except BaseException:
