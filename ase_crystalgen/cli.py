@@ -557,7 +557,9 @@ def _cmd_sample(args) -> int:
         args.composition, spacegroup=_spacegroups_arg(args.spacegroups),
         formation_energy=None if args.energies is None else parse_energy_grid(args.energies), n=args.n,
         method=args.method, steps=args.steps, seed=args.seed, strict=args.strict, progress=args.progress,
-        threads=args.threads,
+        # another thread count adds in another order (samples move by ~1e-6 A); relaxations resumed
+        # from the store must belong to the samples made now
+        threads=args.threads if args.threads is not None or not args.calculator else 1,
     )
     valid = [a for a in structures if "invalid" not in a.info]
     if args.calculator:
@@ -700,7 +702,8 @@ def _sampling_options(p: argparse.ArgumentParser, screen: bool = False) -> None:
     p.add_argument("-n", type=int, default=1, help="samples per space group and energy")
     if not screen:
         p.add_argument("--threads", type=int,
-                       help="torch threads (default: OMP_NUM_THREADS, else the cores not busy)")
+                       help="torch threads (default: 1 with --calculator, so that a resumed run "
+                            "relaxes the same samples; else OMP_NUM_THREADS, else the cores not busy)")
     p.add_argument("--method", help="sampler: ddim or ddpm (diffusion models), flow (Euler), heun or "
                                     "midpoint (flow-matching models) (default: the model's)")
     p.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
