@@ -30,15 +30,22 @@ from .._threads import single_threaded_blas
 from ..build import composition_counts
 from ..structures import as_rng, element_counts
 
-__all__ = ["BUILDS", "REDUCTION_DEFAULTS", "allocate", "composition_groups", "joint_relax",
-           "reduce_dataset"]
+__all__ = ["BUILDS", "OBJECTIVES", "REDUCTION_DEFAULTS", "allocate", "composition_groups",
+           "joint_relax", "reduce_dataset"]
 
 #: how :func:`reduce_dataset` builds the members of a composition group
 BUILDS = ("sequential", "joint", "alternating")
 
+#: what :func:`reduce_dataset` makes the members match: the GRS moment distance or the
+#: kernel distance of :mod:`ase_crystalgen.grs.kernel` (the whole distribution)
+OBJECTIVES = ("moments", "kernel")
+
 #: the options of the one call that the joint and alternating builds take
 _TOGETHER_OPTIONS = ("weights", "scale", "rank_weights", "smoothing", "w_inter", "w_intra",
                      "relax_steps", "fmax", "relax_cell", "optimizer")
+
+#: the options the kernel objective takes (the moment weights and scales mean nothing to it)
+_KERNEL_OPTIONS = ("w_inter", "w_intra", "relax_steps", "fmax", "relax_cell", "optimizer")
 
 #: the settings of :func:`reduce_dataset` that differ from the one call's
 REDUCTION_DEFAULTS = dict(weights=(1.0, 1.0), w_inter=0.0, w_intra=1.0, relax_steps=150)
@@ -235,19 +242,27 @@ def joint_relax(members: Sequence[Atoms], potential, *, context: Sequence = (),
 
 
 def _build_together(part, n_members, n_atoms, composition, density, descriptor, rng, kw,
-                    build, passes):
-    """Members of one composition group built together (``build`` joint or alternating)."""
+                    build, passes, objective="moments"):
+    """Members of one composition group built by :func:`joint_relax`: ``build`` joint,
+    alternating, or (kernel objective) sequential, each member against the earlier ones."""
     from ..build import random_packing
     from ..grs.potential import DEFAULTS, GRSPotential
+    from ..grs.repulsion import CoreRepulsion
 
     if density is None:
         raise ValueError(f"build={build!r} starts from packings at the data's density: "
                          "the data set's structures must be periodic")
-    potential = GRSPotential.from_target(
-        part, descriptor=descriptor, weights=kw["weights"],
-        scale=kw.get("scale", DEFAULTS["scale"]),
-        rank_weights=kw.get("rank_weights", DEFAULTS["rank_weights"]),
-        smoothing=kw.get("smoothing", DEFAULTS["smoothing"]), w_inter=1.0, w_intra=0.0)
+    if objective == "kernel":
+        from ..grs.kernel import KernelObjective, KernelTarget
+
+        target = KernelTarget.from_structures(part, descriptor, rng=rng)
+        potential = GRSPotential(descriptor, KernelObjective(target), CoreRepulsion())
+    else:
+        potential = GRSPotential.from_target(
+            part, descriptor=descriptor, weights=kw["weights"],
+            scale=kw.get("scale", DEFAULTS["scale"]),
+            rank_weights=kw.get("rank_weights", DEFAULTS["rank_weights"]),
+            smoothing=kw.get("smoothing", DEFAULTS["smoothing"]), w_inter=1.0, w_intra=0.0)
     members = [random_packing(composition, n_atoms=n_atoms, density=density, rng=rng)
                for _ in range(n_members)]
     relax = dict(fmax=kw.get("fmax", 1e-3), relax_cell=kw.get("relax_cell", True),
@@ -257,6 +272,12 @@ def _build_together(part, n_members, n_atoms, composition, density, descriptor, 
     if build == "joint":
         out = joint_relax(members, potential, steps=steps, **relax)
         history = out["history"]
+    elif build == "sequential":
+        history = []
+        for i in range(n_members):
+            earlier = [potential.descriptor.compute(m) for m in members[:i]]
+            out = joint_relax([members[i]], potential, context=earlier, steps=steps, **relax)
+            history += out["history"]
     else:
         history = []
         per_pass = max(1, steps // passes)
@@ -271,14 +292,16 @@ def _build_together(part, n_members, n_atoms, composition, density, descriptor, 
     joint = float(potential.objective.ensemble_score(Bs, grad=False)[0])
     for k, (m, B) in enumerate(zip(members, Bs)):
         m.info.update(grs_index=k, grs_score=float(potential.objective.score(B)),
-                      grs_ensemble_score=joint, grs_history=list(history), grs_build=build)
+                      grs_ensemble_score=joint, grs_history=list(history), grs_build=build,
+                      grs_objective=objective)
     return members
 
 
 def reduce_dataset(data: Sequence[Atoms], n_structures: int, n_atoms: int = 32, *,
                    descriptor=None, rng=None, progress: bool = False,
                    existing: Sequence[Atoms] = (), on_member: Callable | None = None,
-                   build: str = "sequential", passes: int = 3, **options) -> list[Atoms]:
+                   build: str = "sequential", passes: int = 3, objective: str = "moments",
+                   **options) -> list[Atoms]:
     """``n_structures`` GRS of ``n_atoms`` atoms that stand for the data set ``data``.
 
     The data set is split by composition; each composition group gets members in
@@ -305,6 +328,13 @@ def reduce_dataset(data: Sequence[Atoms], n_structures: int, n_atoms: int = 32, 
         passes, each relaxing every member in turn for ``relax_steps // passes`` steps
         against all the others).
     passes : passes of the alternating build.
+    objective : ``"moments"`` (default): the GRS moment distance (mean and variance,
+        :data:`REDUCTION_DEFAULTS`); ``"kernel"``: the maximum mean discrepancy of
+        :class:`~ase_crystalgen.grs.kernel.KernelObjective` between the members' and the
+        group's environments (the whole distribution, not two moments; every build starts
+        from random packings and relaxes with :func:`joint_relax`, the sequential one each
+        member against the earlier ones; no annealing). Measured in
+        ``docs/reduction.md``.
     options : anything else of the one call,
         :func:`~ase_crystalgen.optimize.generate_representative_structures`;
         :data:`REDUCTION_DEFAULTS` unless given.
@@ -325,14 +355,19 @@ def reduce_dataset(data: Sequence[Atoms], n_structures: int, n_atoms: int = 32, 
         raise ValueError(f"unknown build {build!r}; use one of {', '.join(BUILDS)}")
     if int(passes) != passes or passes < 1:
         raise ValueError(f"passes must be a whole number >= 1, got {passes}")
-    if build != "sequential":
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; use one of {', '.join(OBJECTIVES)}")
+    together = build != "sequential" or objective == "kernel"
+    if together:
+        what = f"build={build!r}" if objective == "moments" else f"objective={objective!r}"
         if len(existing):
-            raise ValueError(f"build={build!r} makes each group at once: it cannot resume "
+            raise ValueError(f"{what} makes each group at once: it cannot resume "
                              "from existing members")
-        unknown = sorted(set(options) - set(_TOGETHER_OPTIONS))
+        takes = _TOGETHER_OPTIONS if objective == "moments" else _KERNEL_OPTIONS
+        unknown = sorted(set(options) - set(takes))
         if unknown:
-            raise ValueError(f"build={build!r} does not take {', '.join(unknown)} (it "
-                             f"takes {', '.join(_TOGETHER_OPTIONS)})")
+            raise ValueError(f"{what} does not take {', '.join(unknown)} (it "
+                             f"takes {', '.join(takes)})")
     rng = as_rng(rng)
     kw = {**REDUCTION_DEFAULTS, **options}
     groups = composition_groups(data)
@@ -365,10 +400,10 @@ def reduce_dataset(data: Sequence[Atoms], n_structures: int, n_atoms: int = 32, 
             if on_member is not None:
                 on_member(before + list(ms))
 
-        if build != "sequential":
+        if together:
             made = _build_together(part, counts[g], int(n_atoms),
                                    composition_counts(dict(keys[g]), int(n_atoms)), density,
-                                   descriptor, rng, kw, build, int(passes))
+                                   descriptor, rng, kw, build, int(passes), objective)
             for m in made:
                 m.info["grs_group"] = g
             members += made
