@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
 
 from .session import lammps_from_atoms, new_lammps
 
@@ -51,16 +52,30 @@ def potential_path(name: str) -> str:
     return path
 
 
+#: ID of the ``fix store/force`` that keeps the potential's forces of each step
+_FORCE_FIX = "snapshot_forces"
+
+
+def _gathered(lmp, name: str, n: int, width: int, integer: bool = False) -> np.ndarray:
+    """Per-atom quantity ``name`` of all atoms, ordered by atom ID (``lammps_gather``)."""
+    data = lmp.gather(name, 0 if integer else 1, width)
+    return np.ctypeslib.as_array(data, shape=(n * width,)).reshape(n, width).copy()
+
+
 def _atoms_from_lammps(lmp, symbols_by_type: Sequence[str], pbc) -> Atoms:
-    """The current LAMMPS state as Atoms (LAMMPS' frame, atoms ordered by ID)."""
+    """The current LAMMPS state as Atoms (LAMMPS' frame, atoms ordered by ID), with the
+    potential energy and the forces of :data:`_FORCE_FIX` in a SinglePointCalculator."""
     boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
     lx, ly, lz = (boxhi[k] - boxlo[k] for k in range(3))
     cell = np.array([[lx, 0.0, 0.0], [xy, ly, 0.0], [xz, yz, lz]])
     n = lmp.get_natoms()
-    x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3), shape=(n * 3,)).reshape(n, 3)
-    types = np.ctypeslib.as_array(lmp.gather_atoms("type", 0, 1), shape=(n,))
+    x = _gathered(lmp, "x", n, 3)
+    types = _gathered(lmp, "type", n, 1, integer=True).ravel()
     atoms = Atoms([symbols_by_type[t - 1] for t in types], positions=x - np.asarray(boxlo),
                   cell=cell, pbc=pbc)
+    forces = _gathered(lmp, f"f_{_FORCE_FIX}", n, 3)
+    atoms.calc = SinglePointCalculator(atoms, energy=float(lmp.get_thermo("pe")),
+                                       forces=forces)
     return atoms
 
 
@@ -101,9 +116,21 @@ def lammps_snapshots(
 
     Returns
     -------
-    Snapshots in LAMMPS' frame (rotated like LAMMPS' lower-triangular cell); each has
-    ``info["step"]``, ``info["time_ps"]``, ``info["potential_energy"]`` (eV) and
-    ``info["temperature"]`` (K).
+    list of Atoms
+        Snapshots in LAMMPS' frame (rotated like LAMMPS' lower-triangular cell), atoms in
+        the order of ``atoms``. Each carries a
+        :class:`~ase.calculators.singlepoint.SinglePointCalculator` with the potential
+        energy of the whole cell (eV) and the forces on the atoms (eV/Å, same frame and
+        order as the positions), and has ``info["step"]``, ``info["time_ps"]``,
+        ``info["potential_energy"]`` (eV, the calculator's energy) and
+        ``info["temperature"]`` (K).
+
+    Notes
+    -----
+    Each snapshot is taken after a ``run 0``, so energy and forces belong to the positions
+    and cell returned (``fix deform`` moves the box after the forces of a step). The forces
+    are those of the potential: a ``fix store/force`` defined before the thermostat and
+    ``extra_commands`` records them before any fix (``langevin``, walls, ...) adds to them.
     """
     if ensemble not in ("nvt", "npt", "nve"):
         raise ValueError(f"ensemble must be 'nvt', 'npt' or 'nve', not {ensemble!r}")
@@ -120,7 +147,8 @@ def lammps_snapshots(
         for line in [pair_coeff] if isinstance(pair_coeff, str) else pair_coeff:
             lmp.command(f"pair_coeff {line}")
         lmp.commands_list([f"timestep {timestep}", "thermo_style custom step temp pe",
-                           "neighbor 1.0 bin", "neigh_modify every 1 delay 0 check yes"])
+                           "neighbor 1.0 bin", "neigh_modify every 1 delay 0 check yes",
+                           f"fix {_FORCE_FIX} all store/force"])
         if temperature > 0:
             lmp.command(f"velocity all create {temperature} {seed} mom yes rot yes dist gaussian")
         damp = 100 * timestep
@@ -138,11 +166,12 @@ def lammps_snapshots(
         pbc = atoms.pbc.copy()
         frames = []
         done = 0
-        lmp.command("run 0")
         while True:
+            # energy and forces of the positions and box as they are now
+            lmp.command("run 0 post no")
             snap = _atoms_from_lammps(lmp, species, pbc)
             snap.info.update(step=done, time_ps=done * timestep,
-                             potential_energy=float(lmp.get_thermo("pe")),
+                             potential_energy=snap.get_potential_energy(),
                              temperature=float(lmp.get_thermo("temp")))
             frames.append(snap)
             if done >= steps:

@@ -8,7 +8,8 @@ they replace?
 * :mod:`.strategies` -- whole snapshots within an atom or ``N^3`` budget: baselines
   (random, farthest-point, k-means) and :func:`moment_matching` (the GRS objective used
   to select);
-* :mod:`.datasets` -- small labelled EMT data sets (Cu; Cu-Au alloys);
+* :mod:`.datasets` -- small labelled data sets: EMT (Cu; Cu-Au alloys) and a LAMMPS
+  tensile test of bcc Fe (EAM);
 * :mod:`.judge` -- :func:`judge_selection`, all of the above in one call;
 * :mod:`.grs` -- :func:`reduce_dataset`, GRS of a data set with the settings measured for
   data-set reduction.
