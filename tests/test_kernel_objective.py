@@ -12,6 +12,16 @@ from ase_crystalgen.grs.potential import GRSPotential
 from ase_crystalgen.grs.repulsion import CoreRepulsion
 
 
+def _rattled_cu(n, repeat, amplitude):
+    """``n`` rattled fcc Cu cells (seeds 0..n-1)."""
+    out = []
+    for k in range(n):
+        a = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(repeat)
+        a.rattle(amplitude, seed=k)
+        out.append(a)
+    return out
+
+
 def _target(rng, n=200, F=6, **kw):
     Y = rng.normal(size=(n, F)) * np.arange(1, F + 1)
     return Y, KernelTarget(Y, **kw)
@@ -78,11 +88,7 @@ def test_row_order_and_splitting_do_not_matter():
 
 def test_forces_and_stress_of_the_potential_match_finite_differences():
     d = ACEDescriptor(["Cu"], nmax=(4, 2), lmax=(0, 1), cutoffs=4.5)
-    data = []
-    for k in range(4):
-        a = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 1))
-        a.rattle(0.15, seed=k)
-        data.append(a)
+    data = _rattled_cu(4, (2, 2, 1), 0.15)
     pot = GRSPotential(d, KernelObjective(KernelTarget.from_structures(data, d)), CoreRepulsion())
     atoms = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((2, 1, 1))
     atoms.rattle(0.2, seed=5)
@@ -108,11 +114,7 @@ def test_reduce_dataset_with_the_kernel_objective_lowers_it():
     from ase_crystalgen.reduction import reduce_dataset
 
     d = ACEDescriptor(["Cu"], nmax=(4, 2), lmax=(0, 1), cutoffs=4.5)
-    data = []
-    for k in range(3):
-        a = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))
-        a.rattle(0.1, seed=k)
-        data.append(a)
+    data = _rattled_cu(3, (2, 2, 2), 0.1)
     members = reduce_dataset(data, 2, 8, descriptor=d, rng=0, objective="kernel",
                              relax_steps=15, build="joint")
     assert len(members) == 2 and all(len(m) == 8 for m in members)

@@ -23,11 +23,10 @@ rows is exact.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from ..structures import as_rng
+from .objective import PooledDistance
 
 __all__ = ["KernelObjective", "KernelTarget"]
 
@@ -126,7 +125,7 @@ class KernelTarget:
         return cls(np.concatenate(descriptor.compute_many(structures), 0), **kwargs)
 
 
-class KernelObjective:
+class KernelObjective(PooledDistance):
     """MMD^2 between a structure's environments (pooled with ``context``) and a target.
 
     The same interface as :class:`~ase_crystalgen.grs.objective.GRSObjective` for gradient
@@ -144,24 +143,6 @@ class KernelObjective:
         self.target, self.w_inter, self.w_intra = target, float(w_inter), float(w_intra)
         self.set_context(context)
 
-    def set_context(self, context) -> None:
-        """Descriptors of the other structures of an ensemble (list of (n_k, F) arrays)."""
-        if context is None or len(context) == 0:
-            self.context, self._context_x = None, None
-        else:
-            self.context = np.concatenate([np.asarray(c, float) for c in context], 0)
-            self._check(self.context)
-            self._context_x = self.target.project(self.context)
-
-    def _check(self, B):
-        if B.ndim != 2 or B.shape[1] != self.target.n_features:
-            raise ValueError(f"descriptor array has shape {B.shape}; the target has "
-                             f"{self.target.n_features} features")
-        if B.shape[0] == 0:
-            raise ValueError("no descriptor rows: the structure has no atoms")
-        if not np.all(np.isfinite(B)):
-            raise ValueError("descriptors contain NaN or inf")
-
     def _mmd(self, X: np.ndarray, grad: bool):
         """MMD^2 of projected rows ``X`` and its gradient with respect to ``X``."""
         t = self.target
@@ -177,46 +158,12 @@ class KernelObjective:
         G -= (2.0 / (n * m * h2)) * (Kxy @ Y - Kxy.sum(1)[:, None] * X)
         return Q, G
 
-    def _distance(self, B: np.ndarray, extra_x: np.ndarray | None, grad: bool):
-        X = self.target.project(B)
-        n = len(X)
-        if extra_x is not None:
-            X = np.concatenate([X, extra_x], 0)
-        Q, GX = self._mmd(X, grad)
+    def _distance(self, B: np.ndarray, grad: bool):
+        """MMD^2 of pooled descriptor rows ``B`` and its gradient with respect to them."""
+        Q, GX = self._mmd(self.target.project(B), grad)
         if not grad:
             return Q, None
-        return Q, (GX[:n] @ self.target.projection.T) / self.target.scale
-
-    def score(self, B: np.ndarray) -> float:
-        """``w_inter MMD^2(B) + w_intra MMD^2(B + context)``."""
-        return self.score_and_gradient(B, grad=False)[0]
-
-    def score_and_gradient(self, B: np.ndarray, grad: bool = True):
-        """``(Q, dQ/dB)`` of one structure's descriptor rows ``B`` (n, F)."""
-        B = np.asarray(B, float)
-        self._check(B)
-        Q, G = 0.0, (np.zeros_like(B) if grad else None)
-        parts = []
-        if self.w_inter:
-            parts.append((self.w_inter, None))
-        if self.w_intra:
-            parts.append((self.w_intra, self._context_x))
-        for w, extra in parts:
-            q, g = self._distance(B, extra, grad)
-            Q += w * q
-            if grad:
-                G += w * g
-        return Q, G
-
-    def ensemble_score(self, Bs: Sequence[np.ndarray], grad: bool = True):
-        """MMD^2 of several structures pooled, and the gradient for each one's rows."""
-        Bs = [np.asarray(b, float) for b in Bs]
-        for b in Bs:
-            self._check(b)
-        Q, G = self._distance(np.concatenate(Bs, 0), None, grad)
-        if not grad:
-            return Q, None
-        return Q, np.split(G, np.cumsum([len(b) for b in Bs])[:-1])
+        return Q, (GX @ self.target.projection.T) / self.target.scale
 
     def todict(self) -> dict:
         t = self.target

@@ -229,7 +229,68 @@ class DescriptorTarget:
         return obj
 
 
-class GRSObjective:
+class PooledDistance:
+    """What a distance between descriptor distributions shares: the single-structure and
+    joint terms (GRS eq. 15) from a ``_distance(rows, grad)`` of pooled rows.
+
+    Subclasses set ``target`` (with ``n_features``), ``w_inter``, ``w_intra`` and
+    ``context`` (pooled rows of the other ensemble members, or ``None``) and define
+    ``_distance``.
+    """
+
+    def set_context(self, context) -> None:
+        """Descriptors of the other structures of an ensemble (list of (n_k, F) arrays)."""
+        if context is None or len(context) == 0:
+            self.context = None
+        else:
+            self.context = np.concatenate([np.asarray(c, float) for c in context], 0)
+            self._check(self.context)
+
+    def _check(self, B):
+        if B.ndim != 2 or B.shape[1] != self.target.n_features:
+            raise ValueError(f"descriptor array has shape {B.shape}; the target has "
+                             f"{self.target.n_features} features")
+        if B.shape[0] == 0:
+            raise ValueError("no descriptor rows: the structure has no atoms")
+        if not np.all(np.isfinite(B)):
+            raise ValueError("descriptors contain NaN or inf")
+
+    def score(self, B: np.ndarray) -> float:
+        """Total objective ``w_inter Q(B) + w_intra Q(B + context)``."""
+        return self.score_and_gradient(B, grad=False)[0]
+
+    def score_and_gradient(self, B: np.ndarray, grad: bool = True):
+        """``(Q, dQ/dB)`` of one structure's descriptor rows ``B`` (n, F)."""
+        B = np.asarray(B, float)
+        self._check(B)
+        Q, G = 0.0, (np.zeros_like(B) if grad else None)
+        if self.w_inter:
+            q, g = self._distance(B, grad)
+            Q += self.w_inter * q
+            if grad:
+                G += self.w_inter * g
+        if self.w_intra:
+            # with no context the ensemble is this structure alone
+            pooled = B if self.context is None else np.concatenate([B, self.context], 0)
+            q, g = self._distance(pooled, grad)
+            Q += self.w_intra * q
+            if grad:
+                G += self.w_intra * g[: len(B)]
+        return Q, G
+
+    def ensemble_score(self, Bs: Sequence[np.ndarray], grad: bool = True):
+        """Joint (intra) score of several structures pooled (eq. 14) and the gradient
+        with respect to each structure's rows."""
+        Bs = [np.asarray(b, float) for b in Bs]
+        for b in Bs:
+            self._check(b)
+        Q, G = self._distance(np.concatenate(Bs, 0), grad)
+        if not grad:
+            return Q, None
+        return Q, np.split(G, np.cumsum([len(b) for b in Bs])[:-1])
+
+
+class GRSObjective(PooledDistance):
     """Distance between descriptor moments and a target (GRS eq. 13-15).
 
     ``Q = sum_p alpha_p sum_f w_f |D_{p,f}|`` with ``D_p`` the scaled moment differences
@@ -321,21 +382,8 @@ class GRSObjective:
 
     def set_context(self, context) -> None:
         """Descriptors of the other structures of an ensemble (list of (n_k, F) arrays)."""
-        if context is None or len(context) == 0:
-            self.context, self._context_sums = None, None
-        else:
-            self.context = np.concatenate([np.asarray(c, float) for c in context], 0)
-            self._check(self.context)
-            self._context_sums = self.power_sums(self.context)
-
-    def _check(self, B):
-        if B.ndim != 2 or B.shape[1] != self.target.n_features:
-            raise ValueError(f"descriptor array has shape {B.shape}; the target has "
-                             f"{self.target.n_features} features")
-        if B.shape[0] == 0:
-            raise ValueError("no descriptor rows: the structure has no atoms")
-        if not np.all(np.isfinite(B)):
-            raise ValueError("descriptors contain NaN or inf")
+        super().set_context(context)
+        self._context_sums = None if self.context is None else self.power_sums(self.context)
 
     def _abs(self, x):
         d = self.smoothing
@@ -388,33 +436,6 @@ class GRSObjective:
                 else:
                     lower = 0.0 if p == 2 else np.mean(dev ** (p - 1), axis=0)
                     G += (p / n) * (dev ** (p - 1) - lower) * coef
-        return Q, G
-
-    def score(self, B: np.ndarray) -> float:
-        """Total objective ``w_inter Q(B) + w_intra Q(B + context)``."""
-        return self.score_and_gradient(B, grad=False)[0]
-
-    def score_and_gradient(self, B: np.ndarray, grad: bool = True):
-        """``(Q, dQ/dB)`` of one structure's descriptor rows ``B`` (n, F)."""
-        B = np.asarray(B, float)
-        self._check(B)
-        Q, G = 0.0, (np.zeros_like(B) if grad else None)
-        if self.w_inter:
-            q, g = self._distance(B, grad)
-            Q += self.w_inter * q
-            if grad:
-                G += self.w_inter * g
-        if self.w_intra and self.context is not None:
-            pooled = np.concatenate([B, self.context], 0)
-            q, g = self._distance(pooled, grad)
-            Q += self.w_intra * q
-            if grad:
-                G += self.w_intra * g[: len(B)]
-        elif self.w_intra:
-            q, g = self._distance(B, grad)  # an ensemble of one
-            Q += self.w_intra * q
-            if grad:
-                G += self.w_intra * g
         return Q, G
 
     # ------------------------------------------------------------ power sums (local updates)
@@ -482,19 +503,6 @@ class GRSObjective:
         shift, tmom, invs, wf, alpha = self._compiled_args
         return _kernels.moment_distance(np.ascontiguousarray(S), n, shift, tmom, invs, wf,
                                         alpha, self.smoothing)
-
-    def ensemble_score(self, Bs: Sequence[np.ndarray], grad: bool = True):
-        """Joint (intra) score of several structures pooled (eq. 14) and the gradient
-        with respect to each structure's rows."""
-        Bs = [np.asarray(b, float) for b in Bs]
-        for b in Bs:
-            self._check(b)
-        pooled = np.concatenate(Bs, 0)
-        Q, G = self._distance(pooled, grad)
-        if not grad:
-            return Q, None
-        splits = np.cumsum([len(b) for b in Bs])[:-1]
-        return Q, np.split(G, splits)
 
     def todict(self) -> dict:
         return {"weights": self.weights, "smoothing": self.smoothing,
