@@ -87,3 +87,41 @@ def test_cli_reduce_labels_resumes_and_refuses_other_settings(tmp_path, capsys):
     write(tmp_path / "one.extxyz", data[:1])
     assert main(["reduce", str(tmp_path / "one.extxyz"), "--out", str(tmp_path / "x.extxyz")]) == 2
     assert "needs at least two" in capsys.readouterr().err
+
+
+def test_cli_reduce_kernel_joint_labels_every_member_and_resumes_by_whole_groups(tmp_path, capsys):
+    from ase.calculators.emt import EMT
+    from ase.io import read, write
+
+    from ase_crystalgen.cli import main
+
+    data = [_alloy(1, s) for s in range(3)] + [_alloy(3, s, a=4.0) for s in range(3, 6)]
+    write(tmp_path / "data.extxyz", data)
+    out = tmp_path / "set.extxyz"
+    common = [str(tmp_path / "data.extxyz"), "--n-atoms", "4", "--relax-steps", "4", "--nmax", "3", "2",
+              "--lmax", "0", "1", "--out", str(out), "--no-progress", "--objective", "kernel",
+              "--build", "joint", "--label", "emt"]
+    assert main(["reduce", *common, "--n-structures", "3"]) == 0
+    made = read(out, ":")
+    assert len(made) == 3 and sorted({m.info["grs_group"] for m in made}) == [0, 1]
+    # a group is written at once: every member of it carries its EMT label, not only the last
+    for m in made:
+        ref = m.copy()
+        ref.calc = EMT()
+        assert m.info["grs_objective"] == "kernel"
+        assert m.get_potential_energy() == pytest.approx(ref.get_potential_energy(), abs=1e-6)
+    # rerun: whole groups are kept as they are
+    assert main(["reduce", *common, "--n-structures", "3"]) == 0
+    assert "resuming: 3 of 3" in capsys.readouterr().out
+    again = read(out, ":")
+    assert all(np.allclose(a.positions, b.positions) for a, b in zip(made, again))
+    # another objective is another run
+    assert main(["reduce", *[c if c != "kernel" else "moments" for c in common], "--n-structures", "3"]) == 2
+    assert "objective" in capsys.readouterr().err
+    # the function refuses a group that has only some of its members
+    desc = ACEDescriptor(["Cu", "Au"], nmax=(3, 2), lmax=(0, 1))
+    groups = [[m for m in made if m.info["grs_group"] == g] for g in (0, 1)]
+    pair = max(groups, key=len)
+    assert sorted(map(len, groups)) == [1, 2]
+    with pytest.raises(ValueError, match="cannot resume a group from 1 of its 2 members"):
+        reduce_dataset(data, 3, 4, descriptor=desc, objective="kernel", build="joint", existing=pair[:1])

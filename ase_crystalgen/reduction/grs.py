@@ -318,7 +318,9 @@ def reduce_dataset(data: Sequence[Atoms], n_structures: int, n_atoms: int = 32, 
     rng : generator or seed.
     progress : a tqdm bar over the members, showing the score of the latest.
     existing : members made earlier (``info["grs_group"]`` says which group); they count
-        towards their group's share.
+        towards their group's share. The builds that make a group at once (``joint``,
+        ``alternating``, every ``kernel`` build) keep whole groups from ``existing`` and
+        refuse a group that has only some of its members there.
     on_member : called as ``on_member(members)`` after each new member (after each
         group with the builds that make a group at once).
     build : ``"sequential"`` (the one call: members one after another, each against the
@@ -360,9 +362,6 @@ def reduce_dataset(data: Sequence[Atoms], n_structures: int, n_atoms: int = 32, 
     together = build != "sequential" or objective == "kernel"
     if together:
         what = f"build={build!r}" if objective == "moments" else f"objective={objective!r}"
-        if len(existing):
-            raise ValueError(f"{what} makes each group at once: it cannot resume "
-                             "from existing members")
         takes = _TOGETHER_OPTIONS if objective == "moments" else _KERNEL_OPTIONS
         unknown = sorted(set(options) - set(takes))
         if unknown:
@@ -400,6 +399,16 @@ def reduce_dataset(data: Sequence[Atoms], n_structures: int, n_atoms: int = 32, 
             if on_member is not None:
                 on_member(before + list(ms))
 
+        if together and done:
+            # a group is made, and written by on_member, at once: existing members are whole
+            # groups from an earlier run, kept as they are
+            if len(done) < counts[g]:
+                raise ValueError(f"{what} makes each group at once: it cannot resume a group "
+                                 f"from {len(done)} of its {counts[g]} members")
+            members += done
+            if bar is not None:
+                bar.update(len(done))
+            continue
         if together:
             made = _build_together(part, counts[g], int(n_atoms),
                                    composition_counts(dict(keys[g]), int(n_atoms)), density,
