@@ -292,7 +292,7 @@ def _cmd_reduce(args) -> int:
         "data_sha256": _file_sha256(args.data), "n_atoms": args.n_atoms,
         "relax_steps": args.relax_steps, "nmax": list(descriptor.nmax),
         "lmax": list(descriptor.lmax), "cutoff": args.cutoff, "seed": args.seed,
-        "label": args.label,
+        "label": args.label, "objective": args.objective, "build": args.build,
     }
     record = f"{args.out}.settings.json"
     existing = []
@@ -302,6 +302,8 @@ def _cmd_reduce(args) -> int:
             raise InputError(f"{args.out} exists but has no settings record ({record}), so a "
                              "resumed run could mix two runs; use --overwrite to start again, "
                              "or another --out")
+        # records written before --objective and --build existed used the defaults
+        found = {"objective": "moments", "build": "sequential", **found}
         check_settings(found, settings, args.out, "use --overwrite to start again",
                        what="a reduction")
         existing = _read_all(args.out, "existing output")
@@ -310,16 +312,18 @@ def _cmd_reduce(args) -> int:
     calc = get_calculator(args.label) if args.label else None
 
     def checkpoint(members):
-        m = members[-1]
-        m.info.pop("grs_history", None)  # not written; writing it would copy away the label
-        if calc is not None and "label_energy" not in m.info:
-            from ase.calculators.singlepoint import SinglePointCalculator
+        # one new member (sequential build) or a whole composition group (the others)
+        for m in members:
+            m.info.pop("grs_history", None)  # not written; writing it would copy away the label
+            if calc is not None and "label_energy" not in m.info:
+                from ase.calculators.singlepoint import SinglePointCalculator
 
-            b = m.copy()
-            b.calc = calc
-            e, f = b.get_potential_energy(), b.get_forces()
-            m.info["label_energy"] = float(e)
-            m.calc = SinglePointCalculator(m, energy=e, forces=f)
+                b = m.copy()
+                b.calc = calc
+                e, f = b.get_potential_energy(), b.get_forces()
+                m.info["label_energy"] = float(e)
+                m.calc = SinglePointCalculator(m, energy=e, forces=f)
+        m = members[-1]
         # the members so far, and the earlier ones of groups not reached yet
         seen = {x.info.get("grs_group") for x in members}
         done = list(members) + [e for e in existing if e.info.get("grs_group") not in seen]
@@ -330,7 +334,8 @@ def _cmd_reduce(args) -> int:
     # the members returned include the earlier ones read back from --out
     members = reduce_dataset(data, args.n_structures, args.n_atoms, descriptor=descriptor,
                              rng=np.random.default_rng(args.seed), relax_steps=args.relax_steps,
-                             progress=args.progress, existing=existing, on_member=checkpoint)
+                             progress=args.progress, existing=existing, on_member=checkpoint,
+                             objective=args.objective, build=args.build)
     _write_atomic(args.out, members)
     print(f"reduced {len(data)} structures ({sum(map(len, data))} atoms) to {len(members)} of "
           f"{args.n_atoms} atoms; wrote {args.out}")
@@ -498,8 +503,10 @@ def _cmd_evaluate(args) -> int:
         args.model, args.data, split=args.split, k=args.k, method=args.method, steps=args.steps,
         batch_size=args.batch_size, seed=args.seed, tolerances=tuple(args.tolerances), limit=args.limit,
         train_data=args.train_data, n_jobs=args.jobs, out=args.out, device=args.device,
-        progress=args.progress, symmetrize=args.symmetrize,
+        progress=args.progress, symmetrize=args.symmetrize, candidates=args.candidates, ranker=args.ranker,
     )
+    if "ranking" in summary:
+        print(f"kept the best of {args.candidates} candidates by the energy ranker for each sample")
     if "symmetrize" in summary:
         s = summary["symmetrize"]
         print(f"symmetrised {s['n_symmetrized']} of {s['n_samples']} valid samples to their space group")
@@ -511,6 +518,32 @@ def _cmd_evaluate(args) -> int:
     print(f"valid samples: {100 * v['rate']:.1f} % of {v['n_samples']}")
     if args.out:
         print(f"wrote {os.path.join(args.out, 'evaluation.json')}, evaluation.md, samples.extxyz")
+    return 0
+
+
+def _cmd_ranker(args) -> int:
+    from .datasets.cache import ProcessedDataset
+    from .inference.ranking import EnergyRanker
+
+    if os.path.isdir(args.out) or not args.out.endswith(".npz"):
+        raise InputError(f"--out {args.out}: give a file name ending in .npz")
+    data = ProcessedDataset.load(args.data)
+    idx = data.indices(args.split)
+    if len(idx) < 10:
+        raise InputError(f"split {args.split!r} of {args.data} has {len(idx)} structures; a ranker needs 10")
+    calculator = None if args.calculator in (None, "", "none") else args.calculator
+    if calculator is not None:
+        from .relaxation import check_calculator
+
+        check_calculator(calculator)
+    ranker = EnergyRanker.fit([data.atoms(i) for i in idx], data.arrays["energy"][idx], calculator=calculator,
+                              n_components=args.components, progress=args.progress)
+    ranker.card["data"] = os.path.basename(os.path.normpath(args.data))
+    ranker.card["split"] = args.split
+    ranker.save(args.out)
+    mae = ranker.card["holdout_mae"]
+    print(f"fitted on {len(idx)} structures; held-out MAE {mae:.4f} eV/atom "
+          f"(energy spread {ranker.card['energy_std']:.4f}); wrote {args.out}")
     return 0
 
 
@@ -532,6 +565,8 @@ def _cmd_models(args) -> int:
               f"{m['n_parameters']:,} parameters")
         if m["description"]:
             print(f"{'':<26} {m['description']}")
+        if m.get("ranker"):
+            print(f"{'':<26} has an energy ranker (ranker.npz): sample --candidates M picks the best of M")
         for where, by_tol in (m["metrics"] or {}).items():
             parts = [f"{tol} {kk} {100 * v['match_rate']:.1f} %" for tol, by_k in by_tol.items()
                      if isinstance(by_k, dict) for kk, v in by_k.items()]
@@ -560,6 +595,7 @@ def _cmd_sample(args) -> int:
         # another thread count adds in another order (samples move by ~1e-6 A); relaxations resumed
         # from the store must belong to the samples made now
         threads=args.threads if args.threads is not None or not args.calculator else 1,
+        candidates=args.candidates,
     )
     valid = [a for a in structures if "invalid" not in a.info]
     if args.calculator:
@@ -568,7 +604,8 @@ def _cmd_sample(args) -> int:
         # how the inputs of the relaxations were made: another sample must not resume them
         record = {"model": args.model, "composition": args.composition, "spacegroups": args.spacegroups,
                   "energies": args.energies, "n": args.n, "method": args.method,
-                  "sampling_steps": args.steps, "seed": args.seed, "strict": args.strict}
+                  "sampling_steps": args.steps, "seed": args.seed, "strict": args.strict,
+                  "candidates": args.candidates}
         valid = relax(valid, calculator=args.calculator, fmax=args.fmax, steps=args.relax_steps,
                       progress=args.progress, store=store, record=record,
                       keys=[f"sample {k}" for k, a in enumerate(structures) if "invalid" not in a.info])
@@ -802,6 +839,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most relaxation steps per structure")
     _descriptor_options(p)
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--objective", choices=["moments", "kernel"], default="moments",
+                   help="what the members match: the descriptor moments (mean, variance) or the "
+                        "whole distribution (maximum mean discrepancy) (default: moments)")
+    p.add_argument("--build", choices=["sequential", "joint", "alternating"], default="sequential",
+                   help="members one after another, or each composition group at once "
+                        "(joint/alternating; these resume by whole groups) (default: sequential)")
     p.add_argument("--overwrite", action="store_true", help="start again; do not resume from --out")
     _progress_option(p)
     p.set_defaults(func=_cmd_reduce)
@@ -888,8 +931,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--symmetrize", action="store_true",
                    help="snap each sample to the space group it was drawn with (spglib, tolerances "
                         "0.001-0.5 A) before matching; generation models only (default: off)")
+    p.add_argument("--candidates", type=int, default=1,
+                   help="draw this many candidates per sample and keep the one the energy ranker "
+                        "predicts closest to the requested energy (default: 1, no ranking)")
+    p.add_argument("--ranker", help="energy ranker file for --candidates (default: MODEL/ranker.npz)")
     _progress_option(p)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = command("ranker", "fit the energy ranker that picks among candidate samples",
+                "Fit an EnergyRanker on the structures and energies of a processed data set (its "
+                "training split by default): per-element reference energies, optionally a "
+                "calculator's energy, and kernel ridge regression on an environment fingerprint. "
+                "Put it in a model directory as ranker.npz to use --candidates.")
+    p.add_argument("data", metavar="DATA", help="processed data set directory")
+    p.add_argument("--out", required=True, help="ranker file to write (.npz), e.g. MODEL/ranker.npz")
+    p.add_argument("--split", default="train", help="train, val, test or all (default: train)")
+    p.add_argument("--calculator", default="chgnet",
+                   help="calculator whose energy per atom the ranker uses: chgnet, emt, m3gnet:PATH, or "
+                        "none (default: chgnet)")
+    p.add_argument("--components", type=int, default=128,
+                   help="principal components of the fingerprint kept (default: 128)")
+    _progress_option(p)
+    p.set_defaults(func=_cmd_ranker)
 
     p = command("models", "list the shipped pretrained models",
                 "The models that ship with the package: name, task, objective, largest cell, size, "
@@ -905,6 +968,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", help="shipped model name (crystalgen models) or directory")
     p.add_argument("--composition", required=True, help="atoms of one cell, e.g. SrTiO3 or Ta1W1B6")
     _sampling_options(p)
+    p.add_argument("--candidates", type=int, default=1,
+                   help="draw this many candidates per structure and keep the one whose energy, as the "
+                        "model's ranker.npz predicts it, is closest to the requested one (default: 1)")
     p.add_argument("--strict", action="store_true",
                    help="refuse conditions outside the model's training data instead of warning")
     _relax_options(p, steps_default=300, calculator_default=None)

@@ -47,6 +47,8 @@ def evaluate_model(
     device: str = "cpu",
     progress: bool = True,
     symmetrize: bool = False,
+    candidates: int = 1,
+    ranker: Any = None,
 ) -> dict[str, Any]:
     """Evaluate a model on a split of a processed data set; returns the summary dict.
 
@@ -66,6 +68,16 @@ def evaluate_model(
     from .metrics import match_samples
 
     loaded = load_model(model_path, device)
+    candidates = int(candidates)
+    if candidates < 1:
+        raise ValueError(f"candidates must be at least 1, got {candidates}")
+    chooser = None
+    if candidates > 1:
+        if loaded.task != "generation":
+            raise ValueError("candidates apply to generation models; this one is a modification model")
+        from ..inference.ranking import load_ranker
+
+        chooser = load_ranker(ranker, model_path)
     if symmetrize and loaded.task != "generation":
         raise ValueError("symmetrize applies to generation models; this one is a modification model")
     data = data if isinstance(data, ProcessedDataset) else ProcessedDataset.load(data)
@@ -93,7 +105,7 @@ def evaluate_model(
     if not targets_idx:
         raise ValueError(f"split {split!r} of {data.path} has nothing to evaluate")
 
-    jobs = [(t, r) for t in range(len(targets_idx)) for r in range(k)]
+    jobs = [(t, r) for t in range(len(targets_idx)) for r in range(k) for _ in range(candidates)]
     samples: list[list] = [[] for _ in targets_idx]
     t0 = time.perf_counter()
     bar = tqdm(total=len(jobs), desc="sampling", unit="structures", disable=not progress)
@@ -111,6 +123,18 @@ def evaluate_model(
         bar.update(len(chunk))
     bar.close()
     sampling_seconds = time.perf_counter() - t0
+    ranking = None
+    if chooser is not None:
+        from ..structures import flag_close_contacts
+
+        t0 = time.perf_counter()
+        groups = [group[r * candidates : (r + 1) * candidates] for group in samples for r in range(k)]
+        for group in groups:
+            flag_close_contacts(group)
+        wanted = [float(data.arrays["energy"][targets_idx[t]]) for t in range(len(samples)) for _ in range(k)]
+        picks = chooser.choose(groups, wanted, progress=progress)
+        samples = [[groups[t * k + r][picks[t * k + r]] for r in range(k)] for t in range(len(samples))]
+        ranking = {"candidates": candidates, "ranker": chooser.card, "seconds": time.perf_counter() - t0}
 
     snapped = {"n_samples": 0, "n_symmetrized": 0, "seconds": 0.0} if symmetrize else None
     if symmetrize:
@@ -149,7 +173,10 @@ def evaluate_model(
         "structures_per_second": len(jobs) / sampling_seconds,
         "device": str(loaded.device),
         "symmetrize": bool(symmetrize),
+        "candidates": candidates,
     }
+    if ranking is not None:
+        summary["ranking"] = ranking
     if snapped is not None:
         summary["symmetrize"] = snapped
     if out is not None:

@@ -1,7 +1,8 @@
 """The models shipped with the package, and finding a model by name or path.
 
 Each shipped model is a model directory (``model.json`` + ``weights.pt``, see
-:mod:`ase_crystalgen.models.io`) under ``ase_crystalgen/data/models/NAME``; its
+:mod:`ase_crystalgen.models.io`; some also hold the ``ranker.npz`` of
+:mod:`ase_crystalgen.inference.ranking`) under ``ase_crystalgen/data/models/NAME``; its
 ``card`` says what it was trained on, how well it does and on what hardware it was made.
 """
 
@@ -34,6 +35,7 @@ def available_models() -> dict[str, dict[str, Any]]:
             "max_atoms": meta.get("data_schema", {}).get("max_atoms"),
             "n_parameters": meta.get("n_parameters"),
             "path": str(directory),
+            "ranker": (directory / "ranker.npz").is_file(),
         }
     return out
 
