@@ -79,6 +79,9 @@ def test_per_element_energies_are_recovered_exactly():
     ranker = EnergyRanker.fit(train, energy(train), calculator=None)
     assert np.max(np.abs(ranker.predict(test) - energy(test))) < 2e-3
     assert ranker.card["holdout_mae"] < 2e-3
+    assert ranker.card["elements"] == [29, 47, 79]
+    with pytest.warns(RuntimeWarning, match="fitted without Pt: its energies for structures with them"):
+        ranker.predict([bulk("Pt", "fcc", a=3.9)])
 
 
 def test_a_calculators_own_energies_are_reproduced():

@@ -284,6 +284,18 @@ class EnergyRanker:
         structures = list(structures)
         if not structures:
             return np.zeros(0)
+        known = set(self.card.get("elements", []))
+        unseen = sorted({int(z) for a in structures for z in a.numbers} - known) if known else []
+        if unseen:
+            import warnings
+
+            from ase.data import chemical_symbols
+
+            warnings.warn(
+                f"the energy ranker was fitted without {', '.join(chemical_symbols[z] for z in unseen)}: "
+                "its energies for structures with them are extrapolations (no reference energy)",
+                RuntimeWarning, stacklevel=2,
+            )
         fp = np.array([environment_fingerprint(a) for a in structures])
         calc = None
         if self.card.get("uses_calculator"):
