@@ -172,9 +172,12 @@ def test_builds_bad_input(data, desc):
         reduce_dataset(data, 2, 8, descriptor=desc, build="parallel")
     with pytest.raises(ValueError, match="passes must be a whole number >= 1, got 0"):
         reduce_dataset(data, 2, 8, descriptor=desc, build="alternating", passes=0)
+    # one Cu group of two members; an earlier run's single member of it cannot be resumed
+    half = data[0].copy()
+    half.info["grs_group"] = 0
     with pytest.raises(ValueError, match="build='joint' makes each group at once: it cannot "
-                                         "resume from existing members"):
-        reduce_dataset(data, 2, 8, descriptor=desc, build="joint", existing=[data[0]])
+                                         "resume a group from 1 of its 2 members"):
+        reduce_dataset(data, 2, 8, descriptor=desc, build="joint", existing=[half])
     with pytest.raises(ValueError, match="build='joint' does not take anneal_steps"):
         reduce_dataset(data, 2, 8, descriptor=desc, build="joint", anneal_steps=10)
     with pytest.raises(ValueError, match="joint_relax needs at least one structure"):
