@@ -161,9 +161,21 @@ def test_generator_candidates_return_the_ranked_best_of_the_same_draws():
     # the candidates are the draws of n=4 with the same seed; the kept one is the ranker's choice
     assert np.allclose(best[0].positions, plain[r].positions) and np.allclose(best[0].cell, plain[r].cell)
     valid = [k for k, a in enumerate(plain) if "invalid" not in a.info and not a.info["close_contact"]]
-    if valid:
-        pred = ranker.predict([plain[k] for k in valid])
-        assert r == valid[int(np.argmin(np.abs(pred + 0.05)))]
+    assert valid  # this seed draws a clean candidate
+    pred = ranker.predict([plain[k] for k in valid])
+    assert r == valid[int(np.argmin(np.abs(pred + 0.05)))]
+    # sample_batch: one structure per condition, each the pick of its own run of draws
+    conditions = [("Cu3Au", 221, -0.05), ("CuAu", 123, 0.1)]
+    drawn = gen.sample_batch([c for c in conditions for _ in range(3)], steps=10, seed=4, threads=1)
+    picked = gen.sample_batch(conditions, steps=10, seed=4, threads=1, candidates=3, ranker=ranker)
+    assert len(picked) == 2
+    for k, atoms in enumerate(picked):
+        group = drawn[3 * k : 3 * k + 3]
+        assert np.allclose(atoms.positions, group[atoms.info["candidate"]].positions)
+        clean = [a for a in group if "invalid" not in a.info and not a.info["close_contact"]]
+        assert clean  # this seed draws at least one clean candidate per condition
+        pred = ranker.predict(clean)
+        assert np.allclose(atoms.positions, clean[int(np.argmin(np.abs(pred - conditions[k][2])))].positions)
     with pytest.raises(ValueError, match="has no ranker.npz"):
         gen.sample("Cu3Au", candidates=2, **kwargs)
     with pytest.raises(ValueError, match="candidates must be a whole number of at least 1"):

@@ -348,12 +348,15 @@ class CrystalGenerator(_ModelUser):
         strict: bool = False,
         progress: bool = False,
         threads: int | None = None,
+        candidates: int = 1,
+        ranker: Any = None,
     ) -> list[Atoms]:
         """One structure per ``(composition, spacegroup, formation_energy)``, batched together.
 
         Many different compositions in one call (a test set, a screen over formulas) run as
         full batches instead of one small batch per composition. Checks and ``info`` as in
-        :meth:`sample` (``sample`` is the index in ``conditions``).
+        :meth:`sample` (``sample`` is the index in ``conditions``); ``candidates`` and
+        ``ranker`` as there: each structure is the ranker's pick of ``candidates`` draws.
         """
         jobs = []
         for k, (composition, spacegroup, energy) in enumerate(conditions):
@@ -372,7 +375,13 @@ class CrystalGenerator(_ModelUser):
         if not jobs:
             raise ValueError("no conditions given")
         steps = None if steps is None else _whole(steps, "steps")
+        candidates = _whole(candidates, "candidates")
+        chooser = self._ranker(ranker) if candidates > 1 else None
+        if chooser is not None:
+            jobs = [job for job in jobs for _ in range(candidates)]
         out = self._run(jobs, method, steps, seed, _whole(batch_size, "batch_size"), progress, threads)
+        if chooser is not None:
+            out = self._choose(out, candidates, chooser, CONTACT_FRACTION, progress)
         return flag_close_contacts(out)
 
     def _composition(self, composition: Any, strict: bool) -> tuple[dict[int, int], np.ndarray]:
