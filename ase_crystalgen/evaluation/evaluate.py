@@ -125,15 +125,11 @@ def evaluate_model(
     sampling_seconds = time.perf_counter() - t0
     ranking = None
     if chooser is not None:
-        from ..structures import flag_close_contacts
-
         t0 = time.perf_counter()
-        groups = [group[r * candidates : (r + 1) * candidates] for group in samples for r in range(k)]
-        for group in groups:
-            flag_close_contacts(group)
         wanted = [float(data.arrays["energy"][targets_idx[t]]) for t in range(len(samples)) for _ in range(k)]
-        picks = chooser.choose(groups, wanted, progress=progress)
-        samples = [[groups[t * k + r][picks[t * k + r]] for r in range(k)] for t in range(len(samples))]
+        flat = [a for group in samples for a in group]
+        chosen = chooser.best_of(flat, candidates, wanted, progress=progress)
+        samples = [chosen[t * k : (t + 1) * k] for t in range(len(samples))]
         ranking = {"candidates": candidates, "ranker": chooser.card, "seconds": time.perf_counter() - t0}
 
     snapped = {"n_samples": 0, "n_symmetrized": 0, "seconds": 0.0} if symmetrize else None

@@ -315,17 +315,11 @@ class CrystalGenerator(_ModelUser):
         return load_ranker(ranker, self.path)
 
     @staticmethod
-    def _choose(out: list[Atoms], candidates: int, chooser: Any, fraction: float, progress: bool) -> list[Atoms]:
+    def _choose(out: list[Atoms], candidates: int, chooser: Any, fraction: float,
+                progress: bool) -> list[Atoms]:
         """Keep, of every run of ``candidates`` samples, the one the ranker picks."""
-        flag_close_contacts(out, fraction)
-        groups = [out[i : i + candidates] for i in range(0, len(out), candidates)]
-        picks = chooser.choose(groups, [g[0].info["formation_energy_condition"] for g in groups], progress=progress)
-        chosen = []
-        for group, r in zip(groups, picks):
-            atoms = group[r]
-            atoms.info.update(candidates=candidates, candidate=int(r))
-            chosen.append(atoms)
-        return chosen
+        wanted = [a.info["formation_energy_condition"] for a in out[::candidates]]
+        return chooser.best_of(out, candidates, wanted, fraction, progress=progress)
 
     @staticmethod
     def _job_info(formula: str, sg: int, e: float, r: int, sg_source: str, e_source: str) -> dict[str, Any]:

@@ -66,7 +66,8 @@ def environment_fingerprint(atoms: Atoms) -> np.ndarray:
     if len(z) == 0:
         raise ValueError("environment_fingerprint: the structure has no atoms")
     if np.any(z < 1) or np.any(z > _Z_MAX):
-        raise ValueError(f"environment_fingerprint: atomic numbers must be 1-{_Z_MAX}, got {sorted(set(z.tolist()))}")
+        raise ValueError(f"environment_fingerprint: atomic numbers must be 1-{_Z_MAX}, "
+                         f"got {sorted(set(z.tolist()))}")
     if not np.all(np.isfinite(atoms.positions)) or not np.all(np.isfinite(atoms.cell.array)):
         raise ValueError("environment_fingerprint: the structure has NaN or infinite positions or cell")
     table = property_table(True)
@@ -194,7 +195,8 @@ class EnergyRanker:
         if y.shape != (len(structures),):
             raise ValueError(f"{len(structures)} structures but energies of shape {y.shape}")
         if not np.all(np.isfinite(y)):
-            raise ValueError(f"energies contain NaN or infinity (at {np.flatnonzero(~np.isfinite(y))[:5].tolist()})")
+            bad = np.flatnonzero(~np.isfinite(y))[:5].tolist()
+            raise ValueError(f"energies contain NaN or infinity (at {bad})")
         from tqdm.auto import tqdm
 
         fp = np.array([environment_fingerprint(a) for a in tqdm(
@@ -314,7 +316,8 @@ class EnergyRanker:
         """
         if len(groups) != len(energies):
             raise ValueError(f"{len(groups)} candidate groups but {len(energies)} energies")
-        flat = [(g, r) for g, group in enumerate(groups) for r, a in enumerate(group) if "invalid" not in a.info]
+        flat = [(g, r) for g, group in enumerate(groups)
+                for r, a in enumerate(group) if "invalid" not in a.info]
         pred = self.predict([groups[g][r] for g, r in flat], progress=progress) if flat else np.zeros(0)
         table: dict[int, list[tuple[int, float]]] = {}
         for (g, r), e in zip(flat, pred):
@@ -329,6 +332,26 @@ class EnergyRanker:
             r, e = min(clean, key=lambda o: abs(o[1] - float(energies[g])))
             group[r].info["ranker_energy"] = e
             chosen.append(r)
+        return chosen
+
+    def best_of(self, structures: Sequence[Atoms], candidates: int, energies: Sequence[float],
+                fraction: float | None = None, progress: bool = False) -> list[Atoms]:
+        """Of every consecutive run of ``candidates`` structures, the one :meth:`choose` keeps.
+
+        ``energies`` holds one requested energy per run. Close contacts are flagged first
+        (:func:`~ase_crystalgen.structures.flag_close_contacts` at ``fraction``, default its
+        own); each kept structure gets ``info["candidates"]`` and ``info["candidate"]`` (its
+        index in the run).
+        """
+        from ..structures import CONTACT_FRACTION, flag_close_contacts
+
+        structures = list(structures)
+        flag_close_contacts(structures, CONTACT_FRACTION if fraction is None else fraction)
+        groups = [structures[i : i + candidates] for i in range(0, len(structures), candidates)]
+        chosen = []
+        for group, r in zip(groups, self.choose(groups, energies, progress=progress)):
+            group[r].info.update(candidates=int(candidates), candidate=int(r))
+            chosen.append(group[r])
         return chosen
 
     def save(self, path: str | Path) -> Path:
@@ -354,12 +377,16 @@ class EnergyRanker:
                 arrays = {k: data[k] for k in data.files}
             card = json.loads(str(arrays.pop("card")))
         except Exception as exc:  # zip, npy and JSON errors all mean the same to a user
-            raise ValueError(f"{path} is not a readable energy ranker ({type(exc).__name__}: {exc})") from None
+            raise ValueError(
+                f"{path} is not a readable energy ranker ({type(exc).__name__}: {exc})"
+            ) from None
         missing = need - set(arrays) - {"card"}
         if missing:
             raise ValueError(f"{path} is not an energy ranker: missing {', '.join(sorted(missing))}")
         if card.get("format") != _FORMAT:
-            raise ValueError(f"{path}: energy ranker format {card.get('format')!r}, this version reads {_FORMAT}")
+            raise ValueError(
+                f"{path}: energy ranker format {card.get('format')!r}, this version reads {_FORMAT}"
+            )
         if arrays["dual"].shape[0] != arrays["train_inputs"].shape[0] or not all(
             np.all(np.isfinite(v)) for v in arrays.values()
         ):
@@ -368,7 +395,8 @@ class EnergyRanker:
 
 
 def load_ranker(ranker: Any, model_path: str | Path | None = None) -> EnergyRanker:
-    """``ranker`` as an :class:`EnergyRanker`: itself, a file, or (None) the model directory's ``ranker.npz``."""
+    """``ranker`` as an :class:`EnergyRanker`: itself, a file, or (None) the model
+    directory's ``ranker.npz``."""
     if isinstance(ranker, EnergyRanker):
         return ranker
     if ranker is not None:
