@@ -145,8 +145,10 @@ def test_a_checkpoint_loads_as_its_exported_model(data_dir, tmp_path):
     assert schema == {"max_atoms": 8, "task": "generation", "order": "formula", "niggli": True}
 
 
-def test_interrupted_run_resumes_to_identical_weights(data_dir, tmp_path, monkeypatch):
-    train(config(data_dir, tmp_path / "straight"))
+@pytest.mark.parametrize("augment", [[], ["permute", "shift", "lattice"]])
+def test_interrupted_run_resumes_to_identical_weights(data_dir, tmp_path, monkeypatch, augment):
+    cfg = {"augment": augment}
+    train(config(data_dir, tmp_path / "straight", **cfg))
     calls = {"n": 0}
     real = torch.nn.utils.clip_grad_norm_
 
@@ -158,18 +160,51 @@ def test_interrupted_run_resumes_to_identical_weights(data_dir, tmp_path, monkey
 
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", crash_on_step_5)
     with pytest.raises(KeyboardInterrupt):
-        train(config(data_dir, tmp_path / "interrupted"))
+        train(config(data_dir, tmp_path / "interrupted", **cfg))
     state = load_checkpoint(tmp_path / "interrupted" / "checkpoint.pt")
     assert state["step"] == 4  # the last checkpoint before the crash
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real)
-    resumed = train(config(data_dir, tmp_path / "interrupted"))
+    resumed = train(config(data_dir, tmp_path / "interrupted", **cfg))
     assert resumed.step == 6
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "interrupted")
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=0, atol=0)
     # a different recipe refuses to continue someone else's run
     with pytest.raises(ValueError, match=r"holds a run with a different config \(lr\)"):
-        train(config(data_dir, tmp_path / "interrupted", lr=1e-2))
+        train(config(data_dir, tmp_path / "interrupted", lr=1e-2, **cfg))
+    with pytest.raises(ValueError, match=r"holds a run with a different config \(augment\)"):
+        train(config(data_dir, tmp_path / "interrupted", augment=["shift"] if augment else True))
+
+
+def test_augmentation_reaches_the_training_batches_and_only_the_training_split(data_dir, tmp_path):
+    from ase_crystalgen.datasets.torch_datasets import CrystalDataset
+
+    plain = CrystalDataset(data_dir, "train")
+    aug = CrystalDataset(data_dir, "train", augment=True, seed=3)
+    first = [aug[k]["x"] for k in range(len(aug))]
+    assert all(torch.equal(aug[k]["x"], first[k]) for k in range(len(aug)))  # same epoch, same draw
+    aug.set_epoch(1)
+    assert not all(torch.equal(aug[k]["x"], first[k]) for k in range(len(aug)))
+    for k in range(len(aug)):
+        n = int(plain[k]["n_sites"])
+        torch.testing.assert_close(aug[k]["x"][n:], plain[k]["x"][n:], rtol=0, atol=0)  # cell rows kept
+        for key in ("elements", "properties", "mask", "energy"):
+            torch.testing.assert_close(aug[k][key], plain[k][key], rtol=0, atol=0)
+    a = train(config(data_dir, tmp_path / "aug", augment=True, max_steps=2))
+    b = train(config(data_dir, tmp_path / "plain", max_steps=2))
+    assert a.step == b.step == 2
+    wa, wb = _weights(tmp_path / "aug"), _weights(tmp_path / "plain")
+    assert any(not torch.equal(wa[key], wb[key]) for key in wa)
+
+
+def test_augment_option_is_checked():
+    assert TrainConfig(data="d", out="o", augment=True).augment == ["permute", "shift", "lattice"]
+    assert TrainConfig(data="d", out="o").augment == []
+    assert TrainConfig.from_dict({"data": "d", "out": "o"}).changes_from(TrainConfig(data="d", out="o")) == []
+    with pytest.raises(ValueError, match=r"augmentation\(s\) 'flip'; choose from permute, shift, lattice"):
+        TrainConfig(data="d", out="o", augment=["flip"])
+    with pytest.raises(ValueError, match=r"augment applies to the generation objectives .* 'regression'"):
+        TrainConfig(data="d", out="o", objective="regression", augment=True)
 
 
 def test_corrupt_and_foreign_checkpoints_are_named(data_dir, tmp_path):

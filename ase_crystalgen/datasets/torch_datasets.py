@@ -57,11 +57,25 @@ class CrystalDataset(Dataset):
         ``"train"``, ``"val"``, ``"test"`` or ``"all"``.
     dtype
         Floating dtype of ``x`` and the condition tensors.
+    augment
+        Augmentations of ``x`` (:mod:`ase_crystalgen.datasets.augment`): a list of
+        ``"permute"``, ``"shift"``, ``"lattice"``, True for all three; none by default.
+        Item ``i`` of epoch ``e`` is drawn from ``default_rng([seed, e, i])``
+        (:meth:`set_epoch` sets ``e``).
+    seed
+        Seed of the augmentation draws.
     """
 
     def __init__(
-        self, data: ProcessedDataset | str, split: str = "train", dtype: torch.dtype = torch.float32
+        self,
+        data: ProcessedDataset | str,
+        split: str = "train",
+        dtype: torch.dtype = torch.float32,
+        augment=None,
+        seed: int = 0,
     ):
+        from .augment import lattice_operations, parse_augment
+
         self.data = data if isinstance(data, ProcessedDataset) else ProcessedDataset.load(data)
         self.index = self.data.indices(split)
         self.dtype = dtype
@@ -73,6 +87,32 @@ class CrystalDataset(Dataset):
         self._energy = torch.as_tensor(a["energy"], dtype=torch.float64)  # differences in float64
         self._tables = _Tables()
         self.rows = a["x"].shape[1]
+        self.augment = parse_augment(augment)
+        self.seed = int(seed)
+        self.epoch = 0
+        # point groups of the lattices, once per structure of the split
+        self._operations = (
+            {int(i): lattice_operations(a["x"][i, self.rows - 3 :]) for i in self.index}
+            if "lattice" in self.augment
+            else {}
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the augmentation draws of ``epoch``."""
+        self.epoch = int(epoch)
+
+    def structure_matrix(self, i: int) -> torch.Tensor:
+        """``x`` of structure ``i``, augmented when the dataset was asked to."""
+        if not self.augment:
+            return self._x[i]
+        from .augment import augment_structure
+
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        x = augment_structure(
+            self.data.arrays["x"][i], self.data.arrays["numbers"][i], rng, self.augment,
+            self._operations.get(i),
+        )
+        return torch.as_tensor(x, dtype=self.dtype)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -96,7 +136,7 @@ class CrystalDataset(Dataset):
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         i = int(self.index[k])
         item = self.conditions(i)
-        item["x"] = self._x[i]
+        item["x"] = self.structure_matrix(i)
         item["energy"] = self._energy[i].to(self.dtype)
         item["index"] = torch.tensor(i)
         return item
@@ -129,6 +169,7 @@ class ModificationDataset(CrystalDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Draw the pairs of ``epoch`` (deterministic in ``seed`` and ``epoch``)."""
+        self.epoch = int(epoch)
         if not self.resample:
             self.pairs = self.lowest
             return

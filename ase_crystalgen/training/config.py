@@ -6,6 +6,7 @@ Example (``crystalgen train run.yaml``)::
     out: runs/perov5-flow
     objective: flow-uniform  # ddpm, flow-normal, flow-uniform, regression, modification-flow, palette
     model: small                   # small | paper | {model_channels: 64, channel_mult: [1, 2, 4], ...}
+    augment: [permute, shift, lattice]   # or true; none by default (generation only)
     batch_size: 64
     epochs: 50
     lr: 3.0e-4
@@ -56,6 +57,9 @@ class TrainConfig:
     names the training method; ``objective_args`` go to its constructor. ``init_from`` (a
     model directory) starts from trained weights, for fine-tuning or a warm restart. ``mixed_precision``
     is ``"auto"`` (bf16/fp16 autocast on CUDA, off on CPU), ``"off"``, ``"fp16"`` or ``"bf16"``.
+    ``augment`` lists the augmentations of the training structures
+    (:mod:`ase_crystalgen.datasets.augment`: ``permute``, ``shift``, ``lattice``; ``true`` for
+    all three), for the generation objectives; none by default.
     """
 
     data: str
@@ -64,6 +68,7 @@ class TrainConfig:
     objective_args: dict[str, Any] = field(default_factory=dict)
     model: str | dict[str, Any] = "small"
     init_from: str | None = None
+    augment: Any = field(default_factory=list)
     batch_size: int = 64
     epochs: int = 100
     max_steps: int | None = None
@@ -115,6 +120,15 @@ class TrainConfig:
                 f"unknown mixed_precision {self.mixed_precision!r}; choose auto, off, fp16, bf16"
             )
         self.betas = tuple(float(b) for b in self.betas)
+        from ..datasets.augment import parse_augment
+
+        self.augment = list(parse_augment(self.augment))
+        if self.augment and self.objective in MODIFICATION_OBJECTIVES:
+            raise ValueError(
+                f"augment applies to the generation objectives ({', '.join(GENERATION_OBJECTIVES)}), "
+                f"not to {self.objective!r}: the two structures of a modification pair have no "
+                "common rows or cell to transform together"
+            )
 
     @property
     def task(self) -> str:

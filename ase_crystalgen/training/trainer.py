@@ -132,7 +132,7 @@ def _datasets(config: TrainConfig, data: ProcessedDataset):
     from ..datasets.torch_datasets import CrystalDataset, ModificationDataset
 
     if config.task == "generation":
-        return CrystalDataset(data, config.train_split), (
+        return CrystalDataset(data, config.train_split, augment=config.augment, seed=config.seed), (
             CrystalDataset(data, config.val_split) if len(data.indices(config.val_split)) else None
         )
     train = ModificationDataset(
