@@ -73,7 +73,7 @@ def main() -> None:
         raise SystemExit(f"--base {base!r} is not one of {', '.join(models)}")
     rng = np.random.default_rng(0)
     lines = [f"{len(targets)} test structures, field tolerances, k = 1; against {base}", "",
-             "| model | seeds | mean match rate | structures matched by any seed | difference (95 % interval) |",
+             "| model | seeds | mean match rate | matched by any seed | difference (95 % interval) |",
              "|---|---:|---:|---:|---|"]
     for model in models:
         diff = rate[model] - rate[base]
