@@ -113,8 +113,9 @@ def augment_structure(
     out = np.array(x, dtype=np.float64, copy=True)
     frac = out[:n]
     if "lattice" in kinds:
-        m = out.shape[0] - 4
-        ops = lattice_operations(out[m + 1 : m + 4]) if operations is None else operations
+        from ..representation.tensors import lattice_rows
+
+        ops = lattice_operations(out[lattice_rows(out.shape[0] - 4)]) if operations is None else operations
         w = ops[rng.integers(len(ops))]
         frac = frac @ w.T
     if "shift" in kinds:

@@ -74,6 +74,7 @@ class CrystalDataset(Dataset):
         augment=None,
         seed: int = 0,
     ):
+        from ..representation.tensors import lattice_rows
         from .augment import lattice_operations, parse_augment
 
         self.data = data if isinstance(data, ProcessedDataset) else ProcessedDataset.load(data)
@@ -92,7 +93,7 @@ class CrystalDataset(Dataset):
         self.epoch = 0
         # point groups of the lattices, once per structure of the split
         self._operations = (
-            {int(i): lattice_operations(a["x"][i, self.rows - 3 :]) for i in self.index}
+            {int(i): lattice_operations(a["x"][i, lattice_rows(self.rows - 4)]) for i in self.index}
             if "lattice" in self.augment
             else {}
         )
