@@ -126,13 +126,54 @@ def _try(fn, *args):
         return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
 
 
+def render(report: dict) -> str:
+    """The Markdown tables of docs/benchmarks/generation.md ("GPU") from a ``--json`` report."""
+    hw, params, cpu = report["hardware"], report["parameters"], report["cpu_sampling_rate"]
+    lines = [
+        f"Machine: {hw.get('gpu', 'no GPU')} ({hw.get('gpu_memory_gib', '?')} GiB, "
+        f"CUDA {hw.get('cuda', '?')}), "
+        f"{hw['cpu']} with {hw['cpu_cores']} cores; torch {hw['torch']}, Python {hw['python']}. "
+        f"Small model {params['small'] / 1e6:.2f} M parameters (16 rows), paper size "
+        f"{params['paper'] / 1e6:.1f} M (64 rows).",
+        "",
+        "| what | model | batch | precision | structures / s | ratio |",
+        "|---|---|---:|---|---:|---:|",
+    ]
+    fp32 = {(r["kind"], r["model"], r["batch"]): r["rate"] for r in report["rows"]
+            if r["precision"] == "fp32"}
+    for r in report["rows"]:
+        what = "training step" if r["kind"] == "training" else f"sampling, {r['steps']} Euler steps"
+        if r["precision"] == "cpu":
+            rate = f"{r['rate']:.1f}" if r["rate"] else f"failed: {r['error']}"
+            lines.append(f"| {what} | {r['model']} | {r['batch']} | CPU, {hw['cpu_torch_threads']} threads "
+                         f"(reference) | {rate} | 1.00 |")
+            continue
+        head = f"| {what} | {r['model']} | {r['batch']} | {r['precision']} |"
+        if r["rate"] is None:
+            lines.append(f"{head} failed: {r['error']} | |")
+            continue
+        if r["kind"] == "sampling" and cpu:
+            ratio = f"{r['rate'] / cpu:.1f} x CPU"
+        else:
+            base = fp32.get((r["kind"], r["model"], r["batch"]))
+            ratio = f"{r['rate'] / base:.2f} x fp32" if base else ""
+        lines.append(f"{head} {r['rate']:.1f} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="a processed data set (Perov-5)")
+    parser.add_argument("--render", metavar="JSON", help="print the Markdown tables of a report, run nothing")
+    parser.add_argument("--data", help="a processed data set (Perov-5)")
     parser.add_argument("--json", default="gpu.json", help="where the figures go (default gpu.json)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per row (default 3)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script on a CPU")
     args = parser.parse_args(argv)
+    if args.render:
+        print(render(json.loads(Path(args.render).read_text())), end="")
+        return 0
+    if not args.data:
+        parser.error("--data is required to measure")
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type != "cuda" and not args.quick:

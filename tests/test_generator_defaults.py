@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
 from collections import Counter
 
@@ -64,6 +65,24 @@ def test_default_space_groups_leave_out_what_the_composition_cannot_fill():
     lonely = _domain({"spacegroups_by_size": {"5": {"225": 2}}})
     with pytest.raises(ValueError, match="cannot fill the Wyckoff positions of any space group toy saw"):
         lonely.default_spacegroups({38: 1, 22: 1, 8: 3})
+
+
+def test_without_pyxtal_the_skipped_wyckoff_check_is_said(monkeypatch):
+    from ase_crystalgen.inference import conditions
+
+    monkeypatch.setitem(sys.modules, "pyxtal", None)  # import pyxtal now raises ImportError
+    monkeypatch.setitem(sys.modules, "pyxtal.symmetry", None)
+    conditions._compatible_cached.cache_clear()
+    try:
+        assert wyckoff_compatible([1, 1, 3], 225) is None
+        domain = _domain({"spacegroups_by_size": {"5": {"221": 2, "225": 2}}})
+        with pytest.warns(ConditionWarning, match="pyxtal is not installed, so no Wyckoff check was made"):
+            groups, _, _ = domain.default_spacegroups({38: 1, 22: 1, 8: 3})
+        assert groups == [221, 225]  # nothing refused that could not be checked
+        with pytest.warns(ConditionWarning, match="no Wyckoff check was made"):
+            domain.check_spacegroup({38: 1, 22: 1, 8: 3}, 225)
+    finally:
+        conditions._compatible_cached.cache_clear()
 
 
 def test_drawn_space_groups_have_the_training_frequencies(perov):

@@ -326,11 +326,32 @@ def test_evaluate_and_cli(data_dir, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_auto_device_gives_each_process_its_own_gpu_or_says_why(monkeypatch, tmp_path):
+    from ase_crystalgen.training import trainer
+
+    cfg = TrainConfig(data="d", out=str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert trainer._device(cfg, 0) == torch.device("cuda", 0)
+    message = r"process 1 of this node has no CUDA device of its own: the node has 1 "
+    with pytest.raises(ValueError, match=message):
+        trainer._device(cfg, 1)
+    assert trainer._device(TrainConfig(data="d", out=str(tmp_path), device="cpu"), 1) == torch.device("cpu")
+    # precision "auto" trains in float32 on CUDA too (measured faster than bf16 autocast there)
+    for mode in ("auto", "off"):
+        context, grad_scaler = trainer._autocast(
+            TrainConfig(data="d", out=str(tmp_path), mixed_precision=mode), torch.device("cuda", 0)
+        )
+        assert not isinstance(context, torch.autocast) and grad_scaler is None
+
+
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without distributed")
 def test_ddp_on_cpu_with_torchrun(data_dir, tmp_path):
     """The same engine under torchrun: two CPU processes (gloo) train one model."""
     path = tmp_path / "run.yaml"
-    path.write_text(json.dumps(config(data_dir, tmp_path / "run", max_steps=3).to_dict()))
+    # device cpu: with "auto" a machine with one GPU would give the second process none
+    cfg = config(data_dir, tmp_path / "run", max_steps=3, device="cpu")
+    path.write_text(json.dumps(cfg.to_dict()))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [

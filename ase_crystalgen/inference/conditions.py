@@ -309,8 +309,23 @@ class ModelDomain:
         return float(low + quantile * (high - low)), f"quantile {quantile:g} of the card's energy range"
 
 
-@functools.lru_cache(maxsize=4096)
+#: the warning when pyxtal is missing and space groups go unchecked
+NO_WYCKOFF_CHECK = (
+    "pyxtal is not installed, so no Wyckoff check was made: space groups the composition cannot "
+    "fill are not refused (pip install pyxtal, or the package's [ml] extra)"
+)
+
+
 def _compatible(counts: tuple[int, ...], spacegroup: int) -> bool | None:
+    """:func:`wyckoff_compatible`, cached; warns (:data:`NO_WYCKOFF_CHECK`) when it cannot tell."""
+    ok = _compatible_cached(counts, spacegroup)
+    if ok is None:
+        warnings.warn(NO_WYCKOFF_CHECK, ConditionWarning, stacklevel=3)
+    return ok
+
+
+@functools.lru_cache(maxsize=4096)
+def _compatible_cached(counts: tuple[int, ...], spacegroup: int) -> bool | None:
     return wyckoff_compatible(list(counts), spacegroup)
 
 
@@ -324,6 +339,7 @@ def _multiple(counts: Mapping[int, int], at_least: int) -> str:
 __all__ = [
     "DEFAULT_ENERGY_QUANTILE",
     "ConditionWarning",
+    "NO_WYCKOFF_CHECK",
     "ModelDomain",
     "energy_list",
     "formula_of",

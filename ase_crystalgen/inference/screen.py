@@ -178,13 +178,13 @@ def _generate(settings: ScreenSettings, out: Path, device: str, progress: bool, 
 
 def default_spacegroups(generator, composition: Any) -> list[int]:
     """The model's training space groups whose Wyckoff positions can hold ``composition``."""
-    from .conditions import parse_composition, wyckoff_compatible
+    from .conditions import _compatible, parse_composition
 
     seen = sorted(generator.domain.spacegroups)
     if not seen:
         raise ValueError(f"{generator.name} records no training space groups; give spacegroups")
-    counts = list(parse_composition(composition).values())
-    fitting = [sg for sg in seen if wyckoff_compatible(counts, sg) is not False]
+    counts = tuple(parse_composition(composition).values())
+    fitting = [sg for sg in seen if _compatible(counts, sg) is not False]
     if not fitting:
         raise ValueError(
             f"none of the space groups {generator.name} saw in training ({seen}) can hold "

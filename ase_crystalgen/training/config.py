@@ -56,7 +56,8 @@ class TrainConfig:
     :class:`~ase_crystalgen.models.UNetConfig` fields (over the small preset). ``objective``
     names the training method; ``objective_args`` go to its constructor. ``init_from`` (a
     model directory) starts from trained weights, for fine-tuning or a warm restart. ``mixed_precision``
-    is ``"auto"`` (bf16/fp16 autocast on CUDA, off on CPU), ``"off"``, ``"fp16"`` or ``"bf16"``.
+    is ``"auto"`` (the same as ``"off"``: float32, measured faster than bf16 autocast for
+    these networks on an H200), ``"off"``, ``"fp16"`` or ``"bf16"`` (autocast on CUDA only).
     ``augment`` lists the augmentations of the training structures
     (:mod:`ase_crystalgen.datasets.augment`: ``permute``, ``shift``, ``lattice``; ``true`` for
     all three), for the generation objectives; none by default.

@@ -99,16 +99,21 @@ def _device(config: TrainConfig, local_rank: int) -> torch.device:
     if config.device != "auto":
         return torch.device(config.device)
     if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        if local_rank >= n:
+            raise ValueError(
+                f"process {local_rank} of this node has no CUDA device of its own: the node has {n} "
+                f"(device 'auto' gives each process one); start at most {n} processes per node "
+                "(torchrun --nproc_per_node) or set device: cpu"
+            )
         return torch.device("cuda", local_rank)
     return torch.device("cpu")
 
 
 def _autocast(config: TrainConfig, device: torch.device):
     mode = config.mixed_precision
-    if device.type != "cuda" or mode == "off":
+    if device.type != "cuda" or mode in ("off", "auto"):
         return nullcontext(), None
-    if mode == "auto":
-        mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     dtype = torch.bfloat16 if mode == "bf16" else torch.float16
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     return torch.autocast("cuda", dtype=dtype), scaler
@@ -221,10 +226,9 @@ def train(config: TrainConfig) -> TrainResult:
 
 
 def _setup_device(config: TrainConfig, world: int, local_rank: int) -> torch.device:
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() and config.device in ("auto", "cuda") else "gloo"
-        torch.distributed.init_process_group(backend)
     device = _device(config, local_rank)
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return device
