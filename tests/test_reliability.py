@@ -32,9 +32,15 @@ DEADLINE = 600.0  # seconds a subprocess may take to reach a state; a safety net
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+def _default_sigint() -> None:
+    # a test run started in the background of a non-interactive shell inherits SIGINT ignored,
+    # and Python then installs no KeyboardInterrupt handler: Ctrl-C would be lost
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "ase_crystalgen", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV)
+                            stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=_default_sigint)
 
 
 def _rows(db: Path) -> dict[int, tuple]:
