@@ -14,7 +14,8 @@ version): the card fields that belong to the data and the sampling rather than t
 (:data:`KEPT`) come from ``DIR``'s card, its default sampler and steps
 (:data:`KEPT_OBJECTIVE`) from its objective, and its ``ranker.npz`` is copied with its SHA-256.
 The conversion to float16 is deterministic, so exporting twice (once to evaluate, once with
-``--evaluation``) gives the same weights file.
+``--evaluation``) gives the same weights file. The kept ``sampling_note`` holds figures of the
+old weights: re-measure them (``benchmarks/bench_sampling.py``) and pass ``--sampling-note``.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def main() -> None:
     parser.add_argument("--data-name")
     parser.add_argument("--evaluation", nargs="*", default=[])
     parser.add_argument("--note", help="free text for the card (how it was trained, caveats)")
+    parser.add_argument("--sampling-note", help="why the default sampler and steps (default: kept "
+                        "with --keep-from, else none)")
     parser.add_argument("--float32", action="store_true", help="keep full-precision weights")
     parser.add_argument("--keep-from", help="model directory this one replaces: keep its data card, "
                         "statistics, sampling note and ranker (default: none)")
@@ -101,6 +104,8 @@ def main() -> None:
         card["metrics"] = _metrics(args.evaluation)
     if args.note:
         card["note"] = args.note
+    if args.sampling_note:
+        card["sampling_note"] = args.sampling_note
     out = save_pretrained(
         MODELS_DIR / args.name, loaded.model, objective=objective, scaler=meta["scaler"],
         data_schema=meta["data_schema"], card=card, weights_dtype=None if args.float32 else torch.float16,
