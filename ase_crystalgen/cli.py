@@ -288,6 +288,8 @@ def _cmd_reduce(args) -> int:
         check_calculator(args.label)
     elements = element_order(data)
     descriptor = _descriptor(elements, args.nmax, args.lmax, args.cutoff)
+    if args.strategy != "grs":
+        return _reduce_by_selection(args, data, descriptor)
     settings = {
         "data_sha256": _file_sha256(args.data), "n_atoms": args.n_atoms,
         "relax_steps": args.relax_steps, "nmax": list(descriptor.nmax),
@@ -341,6 +343,95 @@ def _cmd_reduce(args) -> int:
           f"{args.n_atoms} atoms; wrote {args.out}")
     png = os.path.splitext(args.out)[0] + "_vs_data.png"
     _plot_reduction(data, members, descriptor, png)
+    print(f"wrote {png}")
+    return 0
+
+
+def _reduce_by_selection(args, data, descriptor) -> int:
+    """``crystalgen reduce --strategy d-optimal|random|farthest|kmeans``: whole structures
+    of the data set within a budget of atoms (and of sum N^3), labelled one at a time."""
+    import numpy as np
+
+    from ._runrecord import check_settings, read_settings, write_settings
+    from .reduction import d_optimal, farthest_point, kmeans_snapshots, random_snapshots
+    from .relaxation import get_calculator
+
+    total = args.total_atoms if args.total_atoms is not None else args.n_structures * args.n_atoms
+    if total <= 0 or (args.max_n3 is not None and args.max_n3 <= 0):
+        raise InputError(f"the budget must be positive (total atoms {total}, max N^3 "
+                         f"{args.max_n3})")
+    if min(len(a) for a in data) > total:
+        raise InputError(f"no structure of {args.data} fits in {total} atoms (the smallest "
+                         f"has {min(len(a) for a in data)}); raise --total-atoms")
+    settings = {
+        "data_sha256": _file_sha256(args.data), "strategy": args.strategy, "total_atoms": total,
+        "max_n3": args.max_n3, "nmax": list(descriptor.nmax), "lmax": list(descriptor.lmax),
+        "cutoff": args.cutoff, "seed": args.seed, "label": args.label,
+    }
+    record = f"{args.out}.settings.json"
+    existing = []
+    if os.path.exists(args.out) and not args.overwrite:
+        found = read_settings(record)
+        if found is None:
+            raise InputError(f"{args.out} exists but has no settings record ({record}), so a "
+                             "resumed run could mix two runs; use --overwrite to start again, "
+                             "or another --out")
+        check_settings({"strategy": "grs", **found}, settings, args.out,
+                       "use --overwrite to start again", what="a reduction")
+        existing = _read_all(args.out, "existing output")
+    write_settings(record, settings)
+    rng = np.random.default_rng(args.seed)
+    if args.strategy == "d-optimal":
+        # the greedy first pick: deterministic, so --seed does not change it
+        picks = d_optimal(data, total, descriptor, None, max_n3=args.max_n3,
+                          progress=args.progress)
+    elif args.strategy == "random":
+        picks = random_snapshots(data, total, rng, max_n3=args.max_n3)
+    else:
+        f = farthest_point if args.strategy == "farthest" else kmeans_snapshots
+        picks = f(data, total, descriptor, rng, max_n3=args.max_n3)
+    index = {id(a): k for k, a in enumerate(data)}
+    done = existing[:len(picks)]
+    for a, b in zip(done, picks):
+        if len(a) != len(b) or not np.allclose(a.positions, b.positions, atol=1e-6):
+            raise InputError(f"{args.out} holds structures this selection did not pick; use "
+                             "--overwrite to start again, or another --out")
+    if done:
+        print(f"resuming: {len(done)} of {len(picks)} structures already in {args.out}")
+    calc = get_calculator(args.label) if args.label else None
+    out = list(done)
+    bar = None
+    if args.progress and len(picks) > len(done):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(picks), initial=len(done), desc="labelled", unit="structure")
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    for a in picks[len(done):]:
+        b = a.copy()
+        b.info["data_index"] = index[id(a)]
+        b.info["reduce_strategy"] = args.strategy
+        if calc is not None:
+            c = b.copy()
+            c.calc = calc
+            e, f = c.get_potential_energy(), c.get_forces()
+            b.calc = SinglePointCalculator(b, energy=e, forces=f)
+        elif a.calc is not None:  # keep the data set's own labels
+            b.calc = SinglePointCalculator(b, **{k: v for k, v in a.calc.results.items()
+                                                 if k in ("energy", "free_energy", "forces",
+                                                          "stress")})
+        out.append(b)
+        _write_atomic(args.out, out)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    n = sum(map(len, out))
+    print(f"reduced {len(data)} structures ({sum(map(len, data))} atoms) to {len(out)} of them "
+          f"({n} atoms, sum N^3 {sum(len(a) ** 3 for a in out):.3g}) by {args.strategy}; "
+          f"wrote {args.out}")
+    png = os.path.splitext(args.out)[0] + "_vs_data.png"
+    _plot_reduction(data, out, descriptor, png)
     print(f"wrote {png}")
     return 0
 
@@ -845,6 +936,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build", choices=["sequential", "joint", "alternating"], default="sequential",
                    help="members one after another, or each composition group at once "
                         "(joint/alternating; these resume by whole groups) (default: sequential)")
+    p.add_argument("--strategy", choices=["grs", "d-optimal", "random", "farthest", "kmeans"],
+                   default="grs",
+                   help="grs: K new structures of N atoms (the default); the others pick whole "
+                        "structures of DATA within --total-atoms: d-optimal (the most information "
+                        "for a linear ACE fit's force and energy rows; the best training set in "
+                        "docs/reduction.md), random, farthest (farthest-point sampling), kmeans")
+    p.add_argument("--total-atoms", type=int, default=None,
+                   help="budget of the picking strategies (default: N-STRUCTURES x N-ATOMS)")
+    p.add_argument("--max-n3", type=float, default=None,
+                   help="also cap the sum of N^3 of the picked structures (a DFT cost)")
     p.add_argument("--overwrite", action="store_true", help="start again; do not resume from --out")
     _progress_option(p)
     p.set_defaults(func=_cmd_reduce)

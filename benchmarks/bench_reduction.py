@@ -3,8 +3,10 @@
 Data sets (``ase_crystalgen.reduction.datasets``, labelled with ASE's EMT): ``cu``, EMT
 Langevin snapshots of strained fcc Cu (48 structures of 32 and 108 atoms, 300-2500 K,
 strains -3..+3 %); ``cuau``, random fcc Cu-Au alloys at Au fractions 0-1 (48 structures of
-32 atoms, 300-1500 K). Every fourth snapshot is held out as the test set; the rest is the
-pool to reduce.
+32 atoms, 300-1500 K); ``fe``, the LAMMPS tensile test of bcc Fe (EAM; 48 structures of 54
+and 72 atoms); ``nipd``, the Cu-Au recipe for Ni-Pd (``emt_alloy_snapshots``; a set no
+method here was designed on). Every fourth snapshot is held out as the test set; the rest
+is the pool to reduce.
 
 Selections, for each total-atom budget and seed:
 
@@ -34,6 +36,15 @@ Selections, for each total-atom budget and seed:
 * ``moments``: :func:`ase_crystalgen.reduction.moment_matching`, whole pool snapshots
   picked greedily (then improved by exchanges) so that their pooled descriptor moments
   match the pool's under the GRS objective of ``grs_reduce``, within the same total atoms;
+* ``d_optimal``: :func:`ase_crystalgen.reduction.d_optimal`, whole pool snapshots picked
+  greedily to maximise the log-determinant of the information of the linear fit's force
+  and energy rows (no labels used), within the same total atoms; deterministic (every seed
+  gives the same pick), as ``crystalgen reduce --strategy d-optimal`` runs it;
+* ``d_optimal_nocover``: the same without first taking one structure of every composition
+  of the pool (``cover_compositions=False``);
+* ``d_optimal_seeded``: ``d_optimal`` with the first pick drawn at random by the seed;
+* ``d_optimal_n3``: ``d_optimal`` with cost ``N^3``, within the ``grs_reduce`` set's sum of
+  N^3;
 * ``random``, ``farthest``, ``kmeans``: whole pool snapshots within the same total atoms;
 * ``random_n3``: random pool snapshots within the ``grs_reduce`` set's sum of N^3 (the DFT
   cost the GRS paper argues about);
@@ -74,6 +85,7 @@ from ase_crystalgen._threads import single_threaded_blas
 from ase_crystalgen.optimize import generate_representative_structures
 from ase_crystalgen.reduction import (
     budget,
+    d_optimal,
     farthest_point,
     judge_selection,
     kmeans_snapshots,
@@ -82,6 +94,7 @@ from ase_crystalgen.reduction import (
     reduce_dataset,
 )
 from ase_crystalgen.reduction.datasets import (
+    emt_alloy_snapshots,
     emt_cu_snapshots,
     emt_cuau_snapshots,
     label,
@@ -91,11 +104,12 @@ from ase_crystalgen.reduction.datasets import (
 N_ATOMS = 32  # atoms per GRS member
 METHODS = ["grs_reduce", "grs_joint", "grs_alternating", "grs_reduce_own", "grs_call",
            "grs_kernel", "snapshots", "snapshots_moments", "snapshots_kernel", "moments",
-           "random", "farthest", "kmeans", "random_n3", "all"]
+           "d_optimal", "d_optimal_nocover", "d_optimal_seeded", "d_optimal_n3", "random",
+           "farthest", "kmeans", "random_n3", "all"]
 QUICK_SKIP = ("grs_reduce_own", "grs_call")
 
 
-SYSTEMS = ("cu", "cuau", "fe")
+SYSTEMS = ("cu", "cuau", "fe", "nipd")
 
 
 def load(system: str):
@@ -103,6 +117,8 @@ def load(system: str):
         data, elements = emt_cu_snapshots(0), ["Cu"]
     elif system == "cuau":
         data, elements = emt_cuau_snapshots(0), ["Cu", "Au"]
+    elif system == "nipd":
+        data, elements = emt_alloy_snapshots(("Ni", "Pd"), 0), ["Ni", "Pd"]
     elif system == "fe":
         data, elements = lammps_fe_tensile_snapshots(0), ["Fe"]
     else:
@@ -258,6 +274,19 @@ def run(system: str, budgets, seeds, relax_steps: int, methods, kernel_steps: in
                     t0 = time.perf_counter()
                     sel["moments"] = moment_matching(pool, atoms, desc)
                     extra["moments"] = dict(wall_s=time.perf_counter() - t0)
+                if "d_optimal" in methods:
+                    t0 = time.perf_counter()
+                    sel["d_optimal"] = d_optimal(pool, atoms, desc)
+                    extra["d_optimal"] = dict(wall_s=time.perf_counter() - t0)
+                if "d_optimal_nocover" in methods:
+                    sel["d_optimal_nocover"] = d_optimal(pool, atoms, desc,
+                                                         cover_compositions=False)
+                if "d_optimal_seeded" in methods:
+                    sel["d_optimal_seeded"] = d_optimal(pool, atoms, desc,
+                                                        np.random.default_rng([seed, 13]))
+                if "d_optimal_n3" in methods:
+                    sel["d_optimal_n3"] = d_optimal(pool, None, desc,
+                                                    max_n3=k * float(N_ATOMS) ** 3)
                 if "random" in methods:
                     sel["random"] = random_snapshots(pool, atoms, rng)
                 if "farthest" in methods:
@@ -376,7 +405,8 @@ def plot(path: Path, meta: dict, records: list[dict]) -> None:
     fig, axes = plt.subplots(2, len(systems), figsize=(5 * len(systems), 8), squeeze=False)
     marks = dict(grs_reduce="o", grs_joint="h", grs_alternating="*", grs_reduce_own="P",
                  grs_call="s", grs_kernel="p", snapshots="1", snapshots_moments="2",
-                 snapshots_kernel="3", moments="<", random="^", farthest="v", kmeans="D",
+                 snapshots_kernel="3", moments="<", d_optimal="8", d_optimal_nocover="+",
+                 d_optimal_seeded="d", d_optimal_n3="X", random="^", farthest="v", kmeans="D",
                  random_n3="x")
     for j, system in enumerate(systems):
         recs = [r for r in records if r["system"] == system and "force_rmse" in r]

@@ -125,3 +125,48 @@ def test_cli_reduce_kernel_joint_labels_every_member_and_resumes_by_whole_groups
     assert sorted(map(len, groups)) == [1, 2]
     with pytest.raises(ValueError, match="cannot resume a group from 1 of its 2 members"):
         reduce_dataset(data, 3, 4, descriptor=desc, objective="kernel", build="joint", existing=pair[:1])
+
+
+def test_cli_reduce_d_optimal_picks_labels_resumes_and_refuses(tmp_path, capsys):
+    from ase.calculators.emt import EMT
+    from ase.io import read, write
+
+    from ase_crystalgen.cli import main
+    from ase_crystalgen.reduction import d_optimal
+
+    data = []
+    for s in range(6):
+        a = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((1 + s % 2, 1, 1))
+        a.rattle(0.02 + 0.02 * s, seed=s)
+        ref = a.copy()
+        ref.calc = EMT()
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        a.calc = SinglePointCalculator(a, energy=ref.get_potential_energy(),
+                                       forces=ref.get_forces())
+        data.append(a)
+    write(tmp_path / "data.extxyz", data)
+    out = tmp_path / "set.extxyz"
+    common = [str(tmp_path / "data.extxyz"), "--strategy", "d-optimal", "--nmax", "3", "2",
+              "--lmax", "0", "1", "--out", str(out), "--no-progress"]
+    assert main(["reduce", *common, "--total-atoms", "12"]) == 0
+    got = read(out, ":")
+    desc = ACEDescriptor(["Cu"], nmax=(3, 2), lmax=(0, 1))
+    want = d_optimal(read(tmp_path / "data.extxyz", ":"), 12, desc)
+    assert [a.info["data_index"] for a in got] == [
+        next(k for k, d in enumerate(data)
+             if len(d) == len(w) and np.allclose(d.positions, w.positions)) for w in want]
+    assert sum(map(len, got)) <= 12 and (tmp_path / "set_vs_data.png").stat().st_size > 0
+    # the data set's own labels travel with the picks
+    for a in got:
+        src = data[a.info["data_index"]]
+        assert a.get_potential_energy() == pytest.approx(src.get_potential_energy(), abs=1e-8)
+        assert np.allclose(a.get_forces(), src.get_forces(), atol=1e-8)
+    # a rerun resumes (nothing to add); another budget is another run
+    assert main(["reduce", *common, "--total-atoms", "12"]) == 0
+    assert f"resuming: {len(got)} of {len(got)}" in capsys.readouterr().out
+    assert main(["reduce", *common, "--total-atoms", "20"]) == 2
+    assert "total_atoms" in capsys.readouterr().err
+    # a budget no structure fits is named
+    assert main(["reduce", *common, "--total-atoms", "3", "--overwrite"]) == 2
+    assert "no structure of" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from ase_crystalgen.reduction import (
     LinearACEModel,
     budget,
     coverage,
+    d_optimal,
     farthest_point,
     hull_ratio,
     judge_selection,
@@ -24,7 +25,11 @@ from ase_crystalgen.reduction import (
     random_snapshots,
     reference_labels,
 )
-from ase_crystalgen.reduction.datasets import emt_cu_snapshots, emt_cuau_snapshots
+from ase_crystalgen.reduction.datasets import (
+    emt_alloy_snapshots,
+    emt_cu_snapshots,
+    emt_cuau_snapshots,
+)
 from ase_crystalgen.reduction.linear import FORMAT_VERSION
 
 
@@ -364,7 +369,7 @@ def _sized_set():
     return out
 
 
-@pytest.mark.parametrize("strategy", ["random", "farthest", "kmeans"])
+@pytest.mark.parametrize("strategy", ["random", "farthest", "kmeans", "d_optimal"])
 def test_baselines_respect_the_budget(strategy, cu_desc):
     data = _sized_set()
     rng = np.random.default_rng(0)
@@ -372,7 +377,8 @@ def test_baselines_respect_the_budget(strategy, cu_desc):
     def pick(total, max_n3=None):
         if strategy == "random":
             return random_snapshots(data, total, rng, max_n3=max_n3)
-        f = farthest_point if strategy == "farthest" else kmeans_snapshots
+        f = {"farthest": farthest_point, "kmeans": kmeans_snapshots,
+             "d_optimal": d_optimal}[strategy]
         return f(data, total, cu_desc, rng, max_n3=max_n3)
 
     for total in (4, 30, 50, 100):
@@ -419,7 +425,125 @@ def test_kmeans_snapshots_pick_one_per_cluster():
     assert len(picked) == 2 and sorted(k // 6 for k in picked) == [0, 1]
 
 
+def _logdet_gain(R, M):
+    """log det(M + R^T R) - log det M, directly."""
+    return np.linalg.slogdet(M + R.T @ R)[1] - np.linalg.slogdet(M)[1]
+
+
+def test_d_optimal_is_the_exact_greedy_log_det_design(cu_desc):
+    data = _sized_set()
+    total, alpha = 60, 1e-3
+    picked, info = d_optimal(data, total, cu_desc, alpha=alpha, return_info=True)
+    rows = LinearACEModel(cu_desc).design_matrices(data, reference=data)
+    R = [np.vstack([xe[None], xf]) for xe, xf in rows]
+    P = R[0].shape[1]
+    # brute force: every step the largest gain per atom among the structures that fit
+    M, left, order = alpha * np.eye(P), total, []
+    while True:
+        cand = [k for k in range(len(data)) if k not in order and len(data[k]) <= left]
+        if not cand:
+            break
+        gains = {k: _logdet_gain(R[k], M) for k in cand}
+        k = max(cand, key=lambda j: gains[j] / len(data[j]))
+        assert info["gains"][len(order)] == pytest.approx(gains[k], rel=1e-8)
+        order.append(k)
+        M, left = M + R[k].T @ R[k], left - len(data[k])
+    assert info["indices"] == order
+    assert [id(a) for a in picked] == [id(data[k]) for k in order]
+    # the gains add up to the log-determinant of the final information (relative to alpha I)
+    assert info["log_det"] == pytest.approx(
+        np.linalg.slogdet(M)[1] - P * np.log(alpha), rel=1e-9)
+    # the order of the data set does not matter
+    perm = np.random.default_rng(3).permutation(len(data))
+    again = d_optimal([data[k] for k in perm], total, cu_desc, alpha=alpha)
+    assert {id(a) for a in again} == {id(a) for a in picked}
+
+
+def test_d_optimal_prefers_forces_and_skips_copies(cu_desc):
+    # a perfect crystal has no force rows worth having (its forces vanish by symmetry for
+    # any weights); a copy of a picked snapshot adds little; an independent snapshot adds much
+    perfect = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 1, 1))
+    hot = [perfect.copy() for _ in range(2)]
+    for k, a in enumerate(hot):
+        a.rattle(0.08, seed=10 + k)
+    copy = hot[0].copy()
+    data = [perfect, hot[0], copy, hot[1]]
+    _, f = LinearACEModel(cu_desc).design_matrices([perfect], reference=data)[0]
+    assert np.abs(f).max() < 1e-10
+    _, info = d_optimal(data, 16, cu_desc, return_info=True)
+    assert sorted(info["indices"]) == [1, 3]
+    _, info = d_optimal(data, 24, cu_desc, return_info=True)
+    assert sorted(info["indices"][:2]) == [1, 3]
+    # the third pick (copy or perfect crystal) adds little: a copy at most log 2 per parameter
+    assert info["gains"][2] < 0.5 * min(info["gains"][:2])
+    assert info["gains"][2] <= cu_desc.n_features * np.log(2) + 1e-9
+    # with the N^3 cost alone the same holds
+    chosen = d_optimal(data, None, cu_desc, max_n3=2 * 8**3)
+    assert sorted(id(a) for a in chosen) == sorted([id(hot[0]), id(hot[1])])
+
+
+def test_d_optimal_takes_every_composition_first(small_desc):
+    # two rattled alloys of one composition carry more force information than a barely
+    # rattled pure crystal; without it a fit cannot place the pure crystal's energy
+    data = [_cuau(1, 0.12), _cuau(2, 0.12)]
+    pure = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 1, 1))
+    pure.rattle(0.005, seed=3)
+    data.append(pure)
+    _, info = d_optimal(data, 16, small_desc, cover_compositions=False, return_info=True)
+    assert sorted(info["indices"]) == [0, 1]
+    _, info = d_optimal(data, 16, small_desc, return_info=True)
+    assert info["indices"][1] == 2 and info["indices"][0] in (0, 1)
+    # once every composition is in, the greedy choice resumes: the other alloy is next
+    _, info = d_optimal(data, 24, small_desc, return_info=True)
+    assert sorted(info["indices"]) == [0, 1, 2]
+
+
+def test_d_optimal_first_pick_from_rng_and_bad_input(cu_desc):
+    data = _sized_set()
+    firsts = {id(d_optimal(data, 60, cu_desc, np.random.default_rng(s))[0]) for s in range(8)}
+    assert len(firsts) > 1
+    for s in range(3):
+        a = d_optimal(data, 60, cu_desc, np.random.default_rng(s))
+        b = d_optimal(data, 60, cu_desc, np.random.default_rng(s))
+        assert [id(x) for x in a] == [id(x) for x in b]
+    assert d_optimal(data, 3, cu_desc) == []  # the smallest structure has 4 atoms
+    bad = data[:3] + [Atoms("Ni4", positions=np.eye(4, 3) * 2.5, cell=[5, 5, 5], pbc=True)]
+    with pytest.raises(ValueError, match=r"data-set entry 3: element\(s\) Ni not in"):
+        d_optimal(bad, 60, cu_desc)
+    with pytest.raises(ValueError, match="alpha must be positive, not 0"):
+        d_optimal(data, 60, cu_desc, alpha=0.0)
+    with pytest.raises(ValueError, match="both zero: no rows to design"):
+        d_optimal(data, 60, cu_desc, energy_weight=0.0, force_weight=0.0)
+    nan = data[0].copy()
+    nan.positions[0, 0] = np.nan
+    with pytest.raises(ValueError, match="data-set entry 0 has non-finite positions"):
+        d_optimal([nan] + data[1:], 60, cu_desc)
+
+
 # ---------------------------------------------------------------- data sets
+def test_emt_alloy_snapshots_for_another_pair_and_bad_pairs():
+    kw = dict(temperatures=(600,), repeat=1, n_snapshots=1, equilibration=2, interval=2,
+              compositions=(0.0, 0.5, 1.0))
+    a = emt_alloy_snapshots(("Ni", "Pd"), 2, **kw)
+    assert [x.info["fraction"] for x in a] == [0.0, 0.5, 0.5, 1.0]
+    assert [x.get_chemical_formula() for x in a] == ["Ni4", "Ni2Pd2", "Ni2Pd2", "Pd4"]
+    # Vegard's law between the experimental lattice constants (thermal motion aside)
+    assert a[0].cell[0, 0] == pytest.approx(3.52) and a[3].cell[0, 0] == pytest.approx(3.89)
+    ref = a[1].copy()
+    ref.calc = EMT()
+    assert a[1].get_potential_energy() == pytest.approx(ref.get_potential_energy(), abs=1e-10)
+    # Cu-Au is this recipe for Cu and Au, frame for frame
+    b = emt_alloy_snapshots(("Cu", "Au"), 5, **kw)
+    c = emt_cuau_snapshots(5, **kw)
+    for x, y in zip(b, c):
+        np.testing.assert_array_equal(x.positions, y.positions)
+        assert x.info["fraction"] == y.info["x_au"]
+    with pytest.raises(ValueError, match="Fe is not an fcc metal of ASE's EMT"):
+        emt_alloy_snapshots(("Cu", "Fe"), 0, **kw)
+    with pytest.raises(ValueError, match="give two different elements"):
+        emt_alloy_snapshots(("Cu", "Cu"), 0, **kw)
+
+
 def test_emt_data_sets_are_labelled_deterministic_and_as_described():
     kw = dict(temperatures=(600,), repeat=1, n_snapshots=1, equilibration=2, interval=2,
               compositions=(0.0, 0.5, 1.0))

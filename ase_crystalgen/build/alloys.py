@@ -7,7 +7,9 @@ from ase import Atoms
 from ase.build import bulk
 
 #: lattice constants (A) of the pure fcc metals, the end points of Vegard's law
-LATTICE_CONSTANTS = {"Cu": 3.61, "Au": 4.08}
+#: (experimental, room temperature)
+LATTICE_CONSTANTS = {"Cu": 3.61, "Au": 4.08, "Ag": 4.09, "Al": 4.05, "Ni": 3.52, "Pd": 3.89,
+                     "Pt": 3.92}
 
 
 def vegard_lattice_constant(fractions: dict[str, float]) -> float:

@@ -6,8 +6,8 @@ they replace?
 * :mod:`.metrics` -- :func:`coverage` (largest distance from a data-set environment to the
   selection) and :func:`hull_ratio` (GRS paper eq. 18);
 * :mod:`.strategies` -- whole snapshots within an atom or ``N^3`` budget: baselines
-  (random, farthest-point, k-means) and :func:`moment_matching` (the GRS objective used
-  to select);
+  (random, farthest-point, k-means), :func:`moment_matching` (the GRS objective used
+  to select) and :func:`d_optimal` (experimental design on the linear fit's rows);
 * :mod:`.datasets` -- small labelled data sets: EMT (Cu; Cu-Au alloys) and a LAMMPS
   tensile test of bcc Fe (EAM);
 * :mod:`.judge` -- :func:`judge_selection`, all of the above in one call;
@@ -21,6 +21,7 @@ from .linear import LinearACECalculator, LinearACEModel, reference_labels
 from .metrics import coverage, hull_ratio
 from .strategies import (
     budget,
+    d_optimal,
     farthest_point,
     kmeans_snapshots,
     moment_matching,
@@ -32,6 +33,7 @@ __all__ = [
     "LinearACEModel",
     "budget",
     "coverage",
+    "d_optimal",
     "farthest_point",
     "hull_ratio",
     "judge_selection",

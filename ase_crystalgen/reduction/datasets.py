@@ -30,6 +30,7 @@ from ase_crystalgen.structures import as_rng
 __all__ = [
     "A_CU",
     "A_FE",
+    "emt_alloy_snapshots",
     "emt_cu_snapshots",
     "emt_cuau_snapshots",
     "label",
@@ -38,6 +39,9 @@ __all__ = [
 
 #: fcc lattice constant of Cu (Angstrom), close to EMT's (as in the reduction example)
 A_CU = 3.6
+
+#: the fcc metals of ASE's EMT
+EMT_ELEMENTS = ("Ag", "Al", "Au", "Cu", "Ni", "Pd", "Pt")
 
 #: bcc lattice constant of Fe (Angstrom), the zero-pressure one of ``VFe_mm.eam.fs``
 A_FE = 2.855
@@ -151,13 +155,53 @@ def emt_cuau_snapshots(
     by default; :func:`~ase_crystalgen.build.alloys.random_fcc_alloy`) at the Vegard's-law
     lattice constant; each arrangement is run at every
     temperature as in :func:`emt_cu_snapshots` (the pure ends have one arrangement). The
-    defaults give 48 structures (1,536 atoms) in about 5 s.
+    defaults give 48 structures (1,536 atoms) in about 5 s. :func:`emt_alloy_snapshots`
+    makes the same for other pairs of EMT metals.
 
     Returns
     -------
     list of Atoms with a SinglePointCalculator (energy, forces) and ``info`` keys
     ``temperature``, ``x_au`` and ``arrangement`` (index of the random occupation).
     """
+    frames = emt_alloy_snapshots(("Cu", "Au"), rng, compositions, temperatures, repeat,
+                                 n_arrangements, n_snapshots, equilibration, interval, timestep)
+    for f in frames:
+        f.info["x_au"] = f.info.pop("fraction")
+    return frames
+
+
+def emt_alloy_snapshots(
+    elements: Sequence[str] = ("Ni", "Pd"),
+    rng: np.random.Generator | int | None = 0,
+    compositions: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+    temperatures: Sequence[float] = (300, 900, 1500),
+    repeat: int = 2,
+    n_arrangements: int = 2,
+    n_snapshots: int = 2,
+    equilibration: int = 20,
+    interval: int = 10,
+    timestep: float = 4.0,
+) -> list[Atoms]:
+    """EMT Langevin snapshots of random fcc alloys of two EMT metals, as
+    :func:`emt_cuau_snapshots` (which is this function for Cu-Au): ``compositions`` are
+    fractions of the second element, lattice constants follow Vegard's law between the
+    elements' experimental ones
+    (:data:`~ase_crystalgen.build.alloys.LATTICE_CONSTANTS`).
+
+    Returns
+    -------
+    list of Atoms with a SinglePointCalculator (energy, forces) and ``info`` keys
+    ``temperature``, ``fraction`` (of the second element) and ``arrangement``.
+    """
+    from ..build.alloys import LATTICE_CONSTANTS
+
+    if len(elements) != 2 or elements[0] == elements[1]:
+        raise ValueError(f"give two different elements, not {tuple(elements)}")
+    for e in elements:
+        if e not in LATTICE_CONSTANTS or e not in EMT_ELEMENTS:
+            raise ValueError(f"{e} is not an fcc metal of ASE's EMT "
+                             f"({', '.join(sorted(EMT_ELEMENTS))})")
+    first, second = elements
     rng = as_rng(rng)
     _check_common(n_snapshots, equilibration, interval, timestep, temperatures)
     if n_arrangements < 1 or repeat < 1:
@@ -166,17 +210,17 @@ def emt_cuau_snapshots(
     n_sites = 4 * repeat**3
     for x in compositions:
         if not 0.0 <= x <= 1.0:
-            raise ValueError(f"Au fraction {x} is outside [0, 1]")
-        n_au = int(round(x * n_sites))
-        counts = {"Cu": n_sites - n_au, "Au": n_au}
+            raise ValueError(f"{second} fraction {x} is outside [0, 1]")
+        n_b = int(round(x * n_sites))
+        counts = {first: n_sites - n_b, second: n_b}
         a = vegard_lattice_constant(counts)
         # the pure ends have a single arrangement
-        for arrangement in range(n_arrangements if 0 < n_au < n_sites else 1):
+        for arrangement in range(n_arrangements if 0 < n_b < n_sites else 1):
             atoms = random_fcc_alloy(counts, a, repeat, rng)
             for T in temperatures:
                 for f in _langevin_frames(atoms, rng, T, n_snapshots, equilibration,
                                           interval, timestep):
-                    f.info.update(x_au=n_au / n_sites, arrangement=arrangement)
+                    f.info.update(fraction=n_b / n_sites, arrangement=arrangement)
                     frames.append(f)
     return frames
 

@@ -210,6 +210,43 @@ class LinearACEModel:
                 scale[cols] = std
         return mean, scale
 
+    def _design_rows(self, feat, mean: np.ndarray, scale: np.ndarray):
+        """A structure's rows of the least-squares problem in the standardised coordinates
+        ``theta = [e0', w * scale]``: the energy-per-atom row (ns + F,) and the force rows
+        (3N, ns + F) (None without force features). ``feat`` is the tuple of
+        :meth:`_structure_features`; ``mean``, ``scale`` those of :meth:`_standardisation`."""
+        counts, S, B, XF = feat
+        ns = len(self.elements)
+        xe = np.r_[counts, (S - counts[self._block_species()] * mean) / scale] / len(B)
+        xf = None if XF is None else np.hstack([np.zeros((len(XF), ns)), XF / scale])
+        return xe, xf
+
+    def design_matrices(self, structures: Iterable[Atoms],
+                        reference: Iterable[Atoms] | None = None, progress: bool = False):
+        """The rows each structure adds to the fit (labels not needed), for experimental
+        design: a list of ``(xe, xf)``, the energy-per-atom row (ns + F,) and the force rows
+        (3N, ns + F) in the fit's standardised coordinates ``theta = [e0', w * scale]``.
+        Features are standardised on ``reference`` (default: ``structures``), as
+        :meth:`fit` does with the same argument."""
+        structures = [structures] if isinstance(structures, Atoms) else list(structures)
+        if not structures:
+            raise ValueError("no structures")
+        it = structures
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(structures, desc="descriptor gradients", unit="structure")
+        feats = [self._structure_features(a, True) for a in it]
+        if reference is None:
+            Ball = np.concatenate([f[2] for f in feats])
+            sp = np.concatenate([self.descriptor.species_of(a) for a in structures])
+        else:
+            reference = [reference] if isinstance(reference, Atoms) else list(reference)
+            Ball = np.concatenate(self.descriptor.compute_many(reference))
+            sp = np.concatenate([self.descriptor.species_of(a) for a in reference])
+        mean, scale = self._standardisation(Ball, sp)
+        return [self._design_rows(f, mean, scale) for f in feats]
+
     def fit(self, structures: Iterable[Atoms], reference: Iterable[Atoms] | None = None
             ) -> LinearACEModel:
         """Fit ``e0`` and ``w`` to the reference energies (and forces) of ``structures``.
@@ -247,13 +284,9 @@ class LinearACEModel:
         # per-structure rows in standardised coordinates: theta = [e0', w * scale]
         n_atoms = np.array([len(a) for a in structures], dtype=float)
         rows = []
-        for (counts, S, _, XF), e, f, n in zip(feats, energies, forces, n_atoms):
-            xe = np.r_[counts, (S - counts[col_species] * mean) / scale] / n
-            xf = yf = None
-            if need_forces:
-                xf = np.hstack([np.zeros((len(XF), ns)), XF / scale])
-                yf = f.reshape(-1)
-            rows.append((xe, e / n, xf, yf))
+        for feat, e, f, n in zip(feats, energies, forces, n_atoms):
+            xe, xf = self._design_rows(feat, mean, scale)
+            rows.append((xe, e / n, xf, f.reshape(-1) if need_forces else None))
 
         alphas = np.atleast_1d(np.asarray(self.alpha, dtype=float))
         cv_scores = None

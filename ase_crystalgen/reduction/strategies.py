@@ -1,6 +1,8 @@
 """Reducing a data set to whole snapshots within a budget: picked at random, by
-farthest-point sampling, by k-means, or so that their pooled descriptor moments match the
-data set's (:func:`moment_matching`, the GRS objective used for selection).
+farthest-point sampling, by k-means, so that their pooled descriptor moments match the
+data set's (:func:`moment_matching`, the GRS objective used for selection), or so that they
+give a linear ACE fit the most information (:func:`d_optimal`, experimental design on the
+fit's force and energy rows).
 
 A budget limits the total number of atoms, the sum of ``N^3`` over the picked structures
 (the cost of a DFT calculation grows about as ``N^3``), or both. :func:`budget` gives the
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from ase import Atoms
 
-__all__ = ["budget", "farthest_point", "kmeans_snapshots", "moment_matching",
+__all__ = ["budget", "d_optimal", "farthest_point", "kmeans_snapshots", "moment_matching",
            "random_snapshots", "structure_features"]
 
 
@@ -294,3 +296,154 @@ def moment_matching(data: Sequence[Atoms], total_atoms: float | None, descriptor
     chosen, current = best
     picked = [data[k] for k in chosen]
     return (picked, float(current)) if return_score else picked
+
+
+def d_optimal(data: Sequence[Atoms], total_atoms: float | None, descriptor=None,
+              rng: np.random.Generator | None = None, *, max_n3: float | None = None,
+              alpha: float = 1e-3, energy_weight: float = 1.0, force_weight: float = 1.0,
+              cover_compositions: bool = True, progress: bool = False,
+              return_info: bool = False):
+    """Whole snapshots that make the most informative training set for a linear ACE fit:
+    greedy D-optimal design on the rows the fit would get (no labels needed).
+
+    A linear model fitted by least squares to the rows ``X`` of the picked structures has
+    parameter uncertainty ``(X^T X)^-1`` (times the noise); the D-optimal set maximises
+    ``log det(alpha I + X^T X)``, i.e. shrinks the volume of that uncertainty. The rows are
+    those of :class:`~.linear.LinearACEModel`: per structure, one energy-per-atom row
+    (weight ``energy_weight``) and the ``3N`` force rows ``-sum_i dB_i/dR`` (weight
+    ``force_weight``), in the model's coordinates (one-body energies and descriptor weights,
+    features standardised per species over ``data``). Force rows dominate: a hot or
+    strained snapshot adds information in every direction its atoms can move, a perfect
+    crystal almost none.
+
+    Structures are added one at a time, each time the one with the largest gain
+    ``log det(I + R M^-1 R^T)`` (``M`` the information so far, ``R`` the structure's
+    rows) per unit cost among those that still fit the budget, until none fits; the cost
+    is the number of atoms, or ``N^3`` when only ``max_n3`` is given. Gains only fall as the
+    set grows (the log-determinant is submodular), so they are re-evaluated lazily: the
+    pick is exactly the greedy one. A picked structure's rows add to ``M`` whole, so a
+    near copy of a picked structure gains little.
+
+    With ``cover_compositions`` (the default) the set first takes one structure of every
+    composition of the data set (the one of largest gain per cost among the compositions
+    not yet picked from, while the budget allows). The criterion alone prefers mixed
+    compositions, whose force rows inform every species block at once, and can leave out
+    the pure ends of an alloy series; the one-body energies are then not determined and
+    a fit's energies there are off by eV/atom (measured in ``docs/reduction.md``).
+
+    Parameters
+    ----------
+    data : the data set (labels are not used).
+    total_atoms : largest total number of atoms (None: no limit on atoms).
+    descriptor : an ``ACEDescriptor`` (default: the paper's basis over the data set's
+        elements); the model the set is designed for.
+    rng : None: the greedy first pick (deterministic). A generator: the first structure
+        is drawn at random among those that fit (as :func:`farthest_point` does), the rest
+        are greedy.
+    max_n3 : largest sum of N^3 (None: no limit).
+    alpha : prior information per parameter in the standardised coordinates (keeps ``M``
+        invertible before the set determines every parameter).
+    energy_weight, force_weight : weights of the energy and force rows.
+    cover_compositions : take one structure of every composition first.
+    progress : a tqdm bar over the descriptor gradients of ``data`` (the slow part).
+    return_info : also return a dict with ``gains`` (the log-det gain of each pick),
+        ``log_det`` (of the final ``M``, relative to ``alpha I``) and ``indices``.
+
+    Returns
+    -------
+    The picked structures of ``data`` (not copies), in the order picked; with
+    ``return_info``, ``(picked, info)``.
+    """
+    import heapq
+
+    from scipy.linalg import cho_factor, cho_solve
+
+    from .linear import LinearACEModel
+
+    data = _check_data(data)
+    left = _Budget(total_atoms, max_n3)
+    for name, v in (("alpha", alpha), ("energy_weight", energy_weight),
+                    ("force_weight", force_weight)):
+        if not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"{name} must be a finite non-negative number, not {v}")
+    if alpha <= 0:
+        raise ValueError(f"alpha must be positive, not {alpha}")
+    if energy_weight == 0 and force_weight == 0:
+        raise ValueError("energy_weight and force_weight are both zero: no rows to design")
+    if descriptor is None:
+        from ..descriptors import ACEDescriptor
+
+        descriptor = ACEDescriptor(sorted({s for a in data for s in a.get_chemical_symbols()}))
+    for k, a in enumerate(data):
+        try:
+            descriptor.species_of(a)
+        except ValueError as err:
+            raise ValueError(f"data-set entry {k}: {err}") from None
+        if not np.all(np.isfinite(a.positions)):
+            raise ValueError(f"data-set entry {k} has non-finite positions")
+    model = LinearACEModel(descriptor)
+    factors = []
+    for xe, xf in model.design_matrices(data, reference=data, progress=progress):
+        A = np.vstack([np.sqrt(energy_weight) * xe[None], np.sqrt(force_weight) * xf])
+        # thin triangular factor: same A^T A, at most (ns + F) rows
+        factors.append(np.linalg.qr(A, mode="r") if len(A) > A.shape[1] else A)
+    P = factors[0].shape[1]
+    sizes = np.array([len(a) for a in data])
+    cost = sizes.astype(float) ** 3 if total_atoms is None else sizes.astype(float)
+    M = alpha * np.eye(P)
+
+    def gain(k, chol):
+        Z = cho_solve(chol, factors[k].T)  # M^-1 R^T
+        return float(np.linalg.slogdet(np.eye(len(factors[k])) + factors[k] @ Z)[1])
+
+    chol = cho_factor(M)
+    fits = [k for k in range(len(data)) if left.fits(sizes[k])]
+    if not fits:
+        return ([], {"gains": [], "log_det": 0.0, "indices": []}) if return_info else []
+    picked, gains = [], []
+    first = None if rng is None else int(rng.choice(fits))
+    group = np.zeros(len(data), dtype=int)
+    if cover_compositions:
+        from .grs import composition_groups
+
+        for g_, members in enumerate(composition_groups(data).values()):
+            group[members] = g_
+    missing = set(group.tolist())
+    # heap of (-upper bound of gain per cost, index, stamp of the M it was computed with)
+    heap = [(-gain(k, chol) / cost[k], k, 0) for k in fits]
+    heapq.heapify(heap)
+    stamp = 0
+    while True:
+        free = [k for k in range(len(data)) if k not in picked and left.fits(sizes[k])]
+        open_groups = [k for k in free if group[k] in missing]
+        if first is None and open_groups and len(open_groups) < len(free):
+            # every composition first: the best structure of a group not yet picked from
+            ratios = [gain(j, chol) / cost[j] for j in open_groups]
+            first = open_groups[int(np.argmax(ratios))]
+        if first is not None:
+            k, g, first = first, gain(first, chol), None
+            heap = [h for h in heap if h[1] != k]
+            heapq.heapify(heap)
+        else:
+            k = None
+            while heap:
+                neg, j, s = heapq.heappop(heap)
+                if not left.fits(sizes[j]):
+                    continue  # never fits again: the budget only shrinks
+                if s == stamp:
+                    k, g = j, -neg * cost[j]
+                    break
+                heapq.heappush(heap, (-gain(j, chol) / cost[j], j, stamp))
+            if k is None:
+                break
+        picked.append(k)
+        gains.append(g)
+        missing.discard(int(group[k]))
+        left.take(sizes[k])
+        M = M + factors[k].T @ factors[k]
+        chol = cho_factor(M)
+        stamp += 1
+    out = [data[k] for k in picked]
+    if return_info:
+        return out, {"gains": gains, "log_det": float(sum(gains)), "indices": picked}
+    return out
