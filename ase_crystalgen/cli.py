@@ -940,8 +940,9 @@ def build_parser() -> argparse.ArgumentParser:
                    default="grs",
                    help="grs: K new structures of N atoms (the default); the others pick whole "
                         "structures of DATA within --total-atoms: d-optimal (the most information "
-                        "for a linear ACE fit's force and energy rows; the best training set in "
-                        "docs/reduction.md), random, farthest (farthest-point sampling), kmeans")
+                        "for a linear ACE fit's force and energy rows, one structure of every "
+                        "composition first; measured in docs/reduction.md), random, farthest "
+                        "(farthest-point sampling), kmeans")
     p.add_argument("--total-atoms", type=int, default=None,
                    help="budget of the picking strategies (default: N-STRUCTURES x N-ATOMS)")
     p.add_argument("--max-n3", type=float, default=None,
