@@ -219,6 +219,22 @@ def test_relax_survives_sigint_and_sigkill_and_resumes_to_the_uninterrupted_resu
         assert a.info == b.info
 
 
+def test_a_lock_file_left_by_a_killed_run_does_not_stop_the_resume(tmp_path):
+    # ASE's database lock file has no timeout: one left behind by a run killed while it wrote
+    # made the resumed run wait for ever. SQLite locks and journals the file itself.
+    _rattled_inputs(tmp_path / "in.extxyz", 3)
+    out = tmp_path / "relaxed.extxyz"
+    store = tmp_path / "relaxed.extxyz.progress.db"
+    args = ("relax", str(tmp_path / "in.extxyz"), "--calculator", "emt", "--out", str(out),
+            "--no-progress")
+    RelaxationStore(store)  # an empty store, as a run killed at its first write leaves it
+    Path(f"{store}.lock").write_text("")
+    done = subprocess.run([sys.executable, "-m", "ase_crystalgen", *args], capture_output=True,
+                          text=True, env=ENV, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(_rows(store)) == 3 and len(ase.io.read(out, ":")) == 3
+
+
 def test_relax_refuses_to_resume_with_other_settings_or_inputs(tmp_path, capsys):
     inputs = _rattled_inputs(tmp_path / "in.extxyz", 2)
     out = tmp_path / "r.extxyz"

@@ -385,8 +385,10 @@ def screen(
     if candidates is None:
         candidates = _generate(settings, out, device, progress, force)
     # no `with db:` around the run: ASE would make it one transaction, committed only at the
-    # end and rolled back by Ctrl-C; outside it every write is committed on its own
-    db = connect(out / DATABASE)
+    # end and rolled back by Ctrl-C; outside it every write is committed on its own.
+    # No ASE lock file: a run killed while it held one left it behind, and the resumed run
+    # waited for it for ever (ASE's lock has no timeout); SQLite locks and journals itself
+    db = connect(out / DATABASE, use_lock_file=False)
     done = _done(db)
     todo = [a for a in candidates if int(a.info["cid"]) not in done]
     if done:

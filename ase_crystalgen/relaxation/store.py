@@ -104,8 +104,10 @@ class RelaxationStore:
             self.path.unlink(missing_ok=True)
         existed = self.path.exists()
         try:
-            # no `with db:` anywhere: outside such a block every write is its own transaction
-            self._db = connect(self.path, type="db")
+            # no `with db:` anywhere: outside such a block every write is its own transaction.
+            # No ASE lock file: one left by a killed run made the next wait for ever; SQLite
+            # locks and journals the file itself
+            self._db = connect(self.path, type="db", use_lock_file=False)
             found = self._db.metadata.get("settings") if existed else None
         except sqlite3.DatabaseError as exc:  # a file that is not an ASE database
             raise RunMismatch(f"relaxation store {self.path} is not readable ({exc}); remove it") from None
