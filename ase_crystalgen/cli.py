@@ -274,7 +274,6 @@ def _cmd_grs(args) -> int:
 def _cmd_reduce(args) -> int:
     import numpy as np
 
-    from ._runrecord import check_settings, read_settings, write_settings
     from .reduction import reduce_dataset
     from .relaxation import check_calculator, get_calculator
     from .structures import element_order
@@ -296,21 +295,10 @@ def _cmd_reduce(args) -> int:
         "lmax": list(descriptor.lmax), "cutoff": args.cutoff, "seed": args.seed,
         "label": args.label, "objective": args.objective, "build": args.build,
     }
-    record = f"{args.out}.settings.json"
-    existing = []
-    if os.path.exists(args.out) and not args.overwrite:
-        found = read_settings(record)
-        if found is None:
-            raise InputError(f"{args.out} exists but has no settings record ({record}), so a "
-                             "resumed run could mix two runs; use --overwrite to start again, "
-                             "or another --out")
-        # records written before --objective and --build existed used the defaults
-        found = {"objective": "moments", "build": "sequential", **found}
-        check_settings(found, settings, args.out, "use --overwrite to start again",
-                       what="a reduction")
-        existing = _read_all(args.out, "existing output")
+    # records written before --objective and --build existed used the defaults
+    existing = _reduction_resume(args, settings, {"objective": "moments", "build": "sequential"})
+    if existing:
         print(f"resuming: {len(existing)} of {args.n_structures} structures already in {args.out}")
-    write_settings(record, settings)
     calc = get_calculator(args.label) if args.label else None
 
     def checkpoint(members):
@@ -347,12 +335,32 @@ def _cmd_reduce(args) -> int:
     return 0
 
 
+def _reduction_resume(args, settings: dict, defaults: dict) -> list:
+    """The structures a rerun of ``crystalgen reduce`` keeps from ``--out`` (none with
+    ``--overwrite``), after checking its settings record against ``settings`` (keys the
+    record lacks take ``defaults``); then records ``settings``."""
+    from ._runrecord import check_settings, read_settings, write_settings
+
+    record = f"{args.out}.settings.json"
+    existing = []
+    if os.path.exists(args.out) and not args.overwrite:
+        found = read_settings(record)
+        if found is None:
+            raise InputError(f"{args.out} exists but has no settings record ({record}), so a "
+                             "resumed run could mix two runs; use --overwrite to start again, "
+                             "or another --out")
+        check_settings({**defaults, **found}, settings, args.out,
+                       "use --overwrite to start again", what="a reduction")
+        existing = _read_all(args.out, "existing output")
+    write_settings(record, settings)
+    return existing
+
+
 def _reduce_by_selection(args, data, descriptor) -> int:
     """``crystalgen reduce --strategy d-optimal|random|farthest|kmeans``: whole structures
     of the data set within a budget of atoms (and of sum N^3), labelled one at a time."""
     import numpy as np
 
-    from ._runrecord import check_settings, read_settings, write_settings
     from .reduction import d_optimal, farthest_point, kmeans_snapshots, random_snapshots
     from .relaxation import get_calculator
 
@@ -368,18 +376,7 @@ def _reduce_by_selection(args, data, descriptor) -> int:
         "max_n3": args.max_n3, "nmax": list(descriptor.nmax), "lmax": list(descriptor.lmax),
         "cutoff": args.cutoff, "seed": args.seed, "label": args.label,
     }
-    record = f"{args.out}.settings.json"
-    existing = []
-    if os.path.exists(args.out) and not args.overwrite:
-        found = read_settings(record)
-        if found is None:
-            raise InputError(f"{args.out} exists but has no settings record ({record}), so a "
-                             "resumed run could mix two runs; use --overwrite to start again, "
-                             "or another --out")
-        check_settings({"strategy": "grs", **found}, settings, args.out,
-                       "use --overwrite to start again", what="a reduction")
-        existing = _read_all(args.out, "existing output")
-    write_settings(record, settings)
+    existing = _reduction_resume(args, settings, {"strategy": "grs"})
     rng = np.random.default_rng(args.seed)
     if args.strategy == "d-optimal":
         # the greedy first pick: deterministic, so --seed does not change it
