@@ -943,7 +943,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--total-atoms", type=int, default=None,
                    help="budget of the picking strategies (default: N-STRUCTURES x N-ATOMS)")
     p.add_argument("--max-n3", type=float, default=None,
-                   help="also cap the sum of N^3 of the picked structures (a DFT cost)")
+                   help="also cap the sum of N^3 of the picked structures, a DFT cost (default: no cap)")
     p.add_argument("--overwrite", action="store_true", help="start again; do not resume from --out")
     _progress_option(p)
     p.set_defaults(func=_cmd_reduce)
