@@ -198,7 +198,6 @@ def _file_sha256(path: str) -> str:
 def _cmd_grs(args) -> int:
     import numpy as np
 
-    from ._runrecord import check_settings, read_settings, write_settings
     from .optimize import generate_representative_structures
     from .structures import element_order
 
@@ -214,17 +213,9 @@ def _cmd_grs(args) -> int:
         "nmax": list(descriptor.nmax), "lmax": list(descriptor.lmax), "cutoff": args.cutoff,
         "seed": args.seed,
     }
-    record = f"{args.out}.settings.json"
-    existing = []
-    if os.path.exists(args.out) and not args.overwrite:
-        found = read_settings(record)
-        if found is None:
-            raise InputError(f"{args.out} exists but has no settings record ({record}), so a resumed run "
-                             "could mix two runs; use --overwrite to start again, or another --out")
-        check_settings(found, settings, args.out, "use --overwrite to start again", what="a GRS run")
-        existing = _read_all(args.out, "existing output")
+    existing = _resume_record(args, settings, "a GRS run")
+    if existing:
         print(f"resuming: {len(existing)} of {args.n_structures} structures already in {args.out}")
-    write_settings(record, settings)
     histories: dict[int, list] = {}
 
     def checkpoint(members):
@@ -296,7 +287,8 @@ def _cmd_reduce(args) -> int:
         "label": args.label, "objective": args.objective, "build": args.build,
     }
     # records written before --objective and --build existed used the defaults
-    existing = _reduction_resume(args, settings, {"objective": "moments", "build": "sequential"})
+    existing = _resume_record(args, settings, "a reduction",
+                              {"objective": "moments", "build": "sequential"})
     if existing:
         print(f"resuming: {len(existing)} of {args.n_structures} structures already in {args.out}")
     calc = get_calculator(args.label) if args.label else None
@@ -335,10 +327,10 @@ def _cmd_reduce(args) -> int:
     return 0
 
 
-def _reduction_resume(args, settings: dict, defaults: dict) -> list:
-    """The structures a rerun of ``crystalgen reduce`` keeps from ``--out`` (none with
-    ``--overwrite``), after checking its settings record against ``settings`` (keys the
-    record lacks take ``defaults``); then records ``settings``."""
+def _resume_record(args, settings: dict, what: str, defaults: dict | None = None) -> list:
+    """The structures a rerun of ``crystalgen grs`` or ``reduce`` keeps from ``--out`` (none
+    with ``--overwrite``), after checking its settings record against ``settings`` (keys the
+    record lacks take ``defaults``); then records ``settings``. ``what`` names the run."""
     from ._runrecord import check_settings, read_settings, write_settings
 
     record = f"{args.out}.settings.json"
@@ -349,8 +341,8 @@ def _reduction_resume(args, settings: dict, defaults: dict) -> list:
             raise InputError(f"{args.out} exists but has no settings record ({record}), so a "
                              "resumed run could mix two runs; use --overwrite to start again, "
                              "or another --out")
-        check_settings({**defaults, **found}, settings, args.out,
-                       "use --overwrite to start again", what="a reduction")
+        check_settings({**(defaults or {}), **found}, settings, args.out,
+                       "use --overwrite to start again", what=what)
         existing = _read_all(args.out, "existing output")
     write_settings(record, settings)
     return existing
@@ -376,7 +368,7 @@ def _reduce_by_selection(args, data, descriptor) -> int:
         "max_n3": args.max_n3, "nmax": list(descriptor.nmax), "lmax": list(descriptor.lmax),
         "cutoff": args.cutoff, "seed": args.seed, "label": args.label,
     }
-    existing = _reduction_resume(args, settings, {"strategy": "grs"})
+    existing = _resume_record(args, settings, "a reduction", {"strategy": "grs"})
     rng = np.random.default_rng(args.seed)
     if args.strategy == "d-optimal":
         # the greedy first pick: deterministic, so --seed does not change it

@@ -383,7 +383,8 @@ def d_optimal(data: Sequence[Atoms], total_atoms: float | None, descriptor=None,
             raise ValueError(f"data-set entry {k} has non-finite positions")
     model = LinearACEModel(descriptor)
     factors = []
-    for xe, xf in model.design_matrices(data, reference=data, progress=progress):
+    # standardised over data itself (reference=None): no second descriptor pass
+    for xe, xf in model.design_matrices(data, progress=progress):
         A = np.vstack([np.sqrt(energy_weight) * xe[None], np.sqrt(force_weight) * xf])
         # thin triangular factor: same A^T A, at most (ns + F) rows
         factors.append(np.linalg.qr(A, mode="r") if len(A) > A.shape[1] else A)
@@ -408,18 +409,20 @@ def d_optimal(data: Sequence[Atoms], total_atoms: float | None, descriptor=None,
 
         for g_, members in enumerate(composition_groups(data).values()):
             group[members] = g_
-    missing = set(group.tolist())
+    missing = set(group.tolist()) if cover_compositions else set()
+    taken = np.zeros(len(data), dtype=bool)
     # heap of (-upper bound of gain per cost, index, stamp of the M it was computed with)
     heap = [(-gain(k, chol) / cost[k], k, 0) for k in fits]
     heapq.heapify(heap)
     stamp = 0
     while True:
-        free = [k for k in range(len(data)) if k not in picked and left.fits(sizes[k])]
-        open_groups = [k for k in free if group[k] in missing]
-        if first is None and open_groups and len(open_groups) < len(free):
-            # every composition first: the best structure of a group not yet picked from
-            ratios = [gain(j, chol) / cost[j] for j in open_groups]
-            first = open_groups[int(np.argmax(ratios))]
+        if first is None and missing:
+            free = [k for k in np.flatnonzero(~taken) if left.fits(sizes[k])]
+            open_groups = [k for k in free if group[k] in missing]
+            if open_groups and len(open_groups) < len(free):
+                # every composition first: the best structure of a group not yet picked from
+                ratios = [gain(j, chol) / cost[j] for j in open_groups]
+                first = int(open_groups[int(np.argmax(ratios))])
         if first is not None:
             k, g, first = first, gain(first, chol), None
             heap = [h for h in heap if h[1] != k]
@@ -437,6 +440,7 @@ def d_optimal(data: Sequence[Atoms], total_atoms: float | None, descriptor=None,
             if k is None:
                 break
         picked.append(k)
+        taken[k] = True
         gains.append(g)
         missing.discard(int(group[k]))
         left.take(sizes[k])
