@@ -440,6 +440,17 @@ def test_torch_datasets(tmp_path, cdvae_csv):
     val = ModificationDataset(data, "train", resample=False)
     assert len(val) == 8 and all(data.arrays["rank"][int(val[k]["index"])] == 0 for k in range(len(val)))
 
+    # the stacked batches the trainer reads are exactly the collated items, in dtype and value
+    ks = [5, 0, 3, 3, 11]
+    for dataset in (ds, CrystalDataset(data, "train", augment=True, seed=2), pairs, val):
+        kk = [k % len(dataset) for k in ks]
+        collated = torch.utils.data.default_collate([dataset[k] for k in kk])
+        stacked = dataset.batch(kk)
+        assert stacked.keys() == collated.keys()
+        for key in collated:
+            assert stacked[key].dtype == collated[key].dtype, key
+            torch.testing.assert_close(stacked[key], collated[key], rtol=0, atol=0)
+
 
 # --- command line ------------------------------------------------------------------------
 

@@ -115,6 +115,19 @@ def test_training_writes_checkpoint_model_and_plot(data_dir, tmp_path):
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
 
 
+def test_stacked_batches_train_as_the_dataloader_does(data_dir, tmp_path):
+    """The trainer's own batch stacking (num_workers 0) and a DataLoader with a worker process
+    give the same weights and the same logged losses: the fast path changes no arithmetic."""
+    fast = train(config(data_dir, tmp_path / "fast", log_every=2))
+    loader = train(config(data_dir, tmp_path / "loader", log_every=2, num_workers=1))
+    a, b = _weights(tmp_path / "fast"), _weights(tmp_path / "loader")
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=0)
+    losses = [(h["step"], h["loss"]) for h in fast.history if "loss" in h]
+    assert losses == [(h["step"], h["loss"]) for h in loader.history if "loss" in h]
+    assert [s for s, _ in losses] == [2, 3, 4, 6]  # every log_every steps and at each epoch's end
+
+
 def test_a_checkpoint_loads_as_its_exported_model(data_dir, tmp_path):
     """A run's checkpoint.pt loads its EMA weights and data schema: it samples exactly what the
     exported model directory samples. A checkpoint written before the schema was stored in it

@@ -134,6 +134,22 @@ class CrystalDataset(Dataset):
             "n_sites": n,
         }
 
+    def batch_conditions(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        """:meth:`conditions` of the structures ``rows`` of the data set, stacked in one go."""
+        idx = torch.as_tensor(np.asarray(rows, dtype=np.int64))
+        padded = torch.zeros((len(idx), self.rows), dtype=torch.int64)
+        padded[:, : self._numbers.shape[1]] = self._numbers[idx]
+        n = self._n_sites[idx]
+        sg = self._sg[idx]
+        return {
+            "mask": torch.arange(self.rows)[None, :] < n[:, None],
+            "elements": self._tables.one_hot[padded].to(self.dtype),
+            "properties": self._tables.properties[padded].to(self.dtype),
+            "spacegroup_ops": self._tables.ops[sg].to(self.dtype),
+            "spacegroup": sg,
+            "n_sites": n,
+        }
+
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         i = int(self.index[k])
         item = self.conditions(i)
@@ -141,6 +157,23 @@ class CrystalDataset(Dataset):
         item["energy"] = self._energy[i].to(self.dtype)
         item["index"] = torch.tensor(i)
         return item
+
+    def batch(self, ks) -> dict[str, torch.Tensor]:
+        """Items ``ks`` stacked: what the default collate makes of ``[self[k] for k in ks]``.
+
+        Built from whole-array indexing instead of one item at a time, which is what the
+        trainer's data loading spends its time on otherwise (small networks on a GPU).
+        """
+        rows = self.index[np.asarray(ks, dtype=np.int64)]
+        out = self.batch_conditions(rows)
+        idx = torch.as_tensor(rows)
+        if self.augment:
+            out["x"] = torch.stack([self.structure_matrix(int(i)) for i in rows])
+        else:
+            out["x"] = self._x[idx]
+        out["energy"] = self._energy[idx].to(self.dtype)
+        out["index"] = idx
+        return out
 
 
 class ModificationDataset(CrystalDataset):
@@ -181,6 +214,18 @@ class ModificationDataset(CrystalDataset):
 
     def __len__(self) -> int:
         return len(self.pairs)
+
+    def batch(self, ks) -> dict[str, torch.Tensor]:
+        """Items ``ks`` stacked, as the default collate would stack them."""
+        pairs = torch.as_tensor(np.asarray(self.pairs, dtype=np.int64)[np.asarray(ks, dtype=np.int64)])
+        init, target = pairs[:, 0], pairs[:, 1]
+        out = self.batch_conditions(target.numpy())
+        out["x"] = self._x[target]
+        out["x_init"] = self._x[init]
+        out["energy"] = (self._energy[target] - self._energy[init]).to(self.dtype)
+        out["index"] = target
+        out["index_init"] = init
+        return out
 
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         init, target = (int(v) for v in self.pairs[k])

@@ -50,11 +50,16 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
+        # one fused lerp over all floating tensors (a kernel per tensor otherwise)
+        floats, targets = [], []
         for k, v in model.state_dict().items():
             if v.dtype.is_floating_point:
-                self.shadow[k].lerp_(v.detach(), 1.0 - self.decay)
+                floats.append(self.shadow[k])
+                targets.append(v)
             else:
                 self.shadow[k].copy_(v)
+        if floats:
+            torch._foreach_lerp_(floats, targets, 1.0 - self.decay)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.shadow
@@ -346,8 +351,12 @@ def _save_checkpoint(run: _Run) -> None:
     atomic_write_text(run.out / "history.json", json.dumps(run.history, indent=1) + "\n")
 
 
-def _optimizer_step(run: _Run, batch: dict) -> tuple[float, float]:
-    """One step on a batch: loss, backward (scaled under fp16), clipping, optimizer, EMA."""
+def _optimizer_step(run: _Run, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step on a batch: loss, backward (scaled under fp16), clipping, optimizer, EMA.
+
+    Returns the loss and the gradient norm as tensors on the device: reading them (a device
+    synchronisation) is left to the logging steps.
+    """
     with run.autocast:
         loss, _ = run.method.loss(run.net, batch, generator=run.noise)
     run.optimizer.zero_grad(set_to_none=True)
@@ -364,7 +373,16 @@ def _optimizer_step(run: _Run, batch: dict) -> tuple[float, float]:
         run.optimizer.step()
     run.lr_sched.step()
     run.ema.update(run.model)
-    return float(loss.detach()), float(grad_norm)
+    return loss.detach(), grad_norm.detach()
+
+
+def _batches(run: _Run, batches: list[list[int]]):
+    """The batches of an epoch: stacked by the data set itself, or by a DataLoader with workers."""
+    if run.config.num_workers == 0 and hasattr(run.train_set, "batch"):
+        return (run.train_set.batch(b) for b in batches)
+    return torch.utils.data.DataLoader(
+        run.train_set, batch_sampler=batches, num_workers=run.config.num_workers
+    )
 
 
 def _train_epochs(run: _Run) -> None:
@@ -378,7 +396,7 @@ def _train_epochs(run: _Run) -> None:
         desc=f"training {config.objective}",
         disable=not (config.progress and run.is_main),
     )
-    running: list[float] = []
+    running: list[torch.Tensor] = []
     done = run.step >= run.total
     while not done and run.epoch < config.epochs:
         if hasattr(run.train_set, "set_epoch"):
@@ -386,28 +404,27 @@ def _train_epochs(run: _Run) -> None:
         batches = _epoch_batches(
             len(run.train_set), config.batch_size, config.seed, run.epoch, run.rank, run.world
         )
-        loader = torch.utils.data.DataLoader(
-            run.train_set, batch_sampler=batches[run.batch_in_epoch :], num_workers=config.num_workers
-        )
         run.net.train()
-        for batch in loader:
-            loss_value, grad_norm = _optimizer_step(run, _to_model_space(batch, run.scaler, run.device))
+        for batch in _batches(run, batches[run.batch_in_epoch :]):
+            loss, grad_norm = _optimizer_step(run, _to_model_space(batch, run.scaler, run.device))
             run.step += 1
             run.batch_in_epoch += 1
-            running.append(loss_value)
+            running.append(loss)
             if run.step % config.log_every == 0 or run.batch_in_epoch == len(batches):
+                # the mean of float32 losses in float64, as numpy took it when they were floats
+                mean_loss = float(torch.stack(running).double().mean())
                 run.history.append(
                     {
                         "step": run.step,
                         "epoch": run.epoch,
-                        "loss": float(np.mean(running)),
+                        "loss": mean_loss,
                         "lr": run.lr_sched.get_last_lr()[0],
-                        "grad_norm": grad_norm,
+                        "grad_norm": float(grad_norm),
                     }
                 )
                 running = []
+                bar.set_postfix(loss=f"{mean_loss:.4f}", epoch=run.epoch)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4f}", epoch=run.epoch)
             if run.step % config.checkpoint_every == 0:
                 _save_checkpoint(run)
             if run.step >= run.total:
@@ -421,7 +438,8 @@ def _train_epochs(run: _Run) -> None:
                 run.history.append({"step": run.step, "epoch": run.epoch, "val_loss": val_loss})
             run.epoch += 1
             run.batch_in_epoch = 0
-        _save_checkpoint(run)
+        # no checkpoint at every epoch's end: with small data sets (a few batches an epoch) that
+        # wrote the weights and the optimizer every few steps; checkpoint_every and _finish do it
     bar.close()
 
 
