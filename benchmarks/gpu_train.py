@@ -135,7 +135,7 @@ def main(argv=None) -> int:
         steps = args.probe
         if rate is not None:
             steps = int(min(args.max_steps, max(args.probe, args.probe + 0.92 * rate * left)))
-            steps = steps // 100 * 100
+            steps = max(args.probe, steps // 100 * 100)
         report["runs"][n] = {"config": str(p), "probe_rate_steps_per_s": rate, "planned_steps": steps}
         if steps > args.probe:
             procs[n] = _launch(p, {"max_steps": steps}, logs[n])
