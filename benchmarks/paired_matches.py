@@ -8,7 +8,7 @@ and against a base model the mean difference with a 95 % bootstrap interval over
 structures (pairs of models on the same structure, so the variation between structures
 cancels). Usage::
 
-    python benchmarks/paired_matches.py EVAL DATA --base continue [--split val]
+    python benchmarks/paired_matches.py EVAL DATA --base continue
 
 With 86 Carbon-24 structures one seed has a standard error of about 4 points, so single
 k = 1 runs cannot tell models apart that differ by 2-3 points; several seeds and the paired
