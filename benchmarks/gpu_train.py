@@ -101,12 +101,15 @@ def _pack(name: str, run: Path, out: Path, finished: bool) -> str | None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("configs", nargs="+", help="training configs (YAML), trained side by side")
-    parser.add_argument("--start", type=float, default=None, help="the job's start, epoch seconds (default: now)")
+    parser.add_argument("--start", type=float, default=None,
+                        help="the job's start, epoch seconds (default: now)")
     parser.add_argument("--budget", type=float, default=480, help="seconds from --start (default 480)")
     parser.add_argument("--margin", type=float, default=50,
                         help="seconds kept for export and packing after the runs (default 50)")
-    parser.add_argument("--probe", type=int, default=200, help="warm-up steps that time each run (default 200)")
-    parser.add_argument("--max-steps", type=int, default=200000, help="upper bound on any run (default 200000)")
+    parser.add_argument("--probe", type=int, default=200,
+                        help="warm-up steps that time each run (default 200)")
+    parser.add_argument("--max-steps", type=int, default=200000,
+                        help="upper bound on any run (default 200000)")
     parser.add_argument("--out", required=True, help="folder for the tars, gpu-train.json and logs")
     args = parser.parse_args(argv)
     start = args.start or time.time()
