@@ -13,19 +13,8 @@
 #    before SECONDS (default 540) have passed since the start.
 # Everything lands in $OUT: gpu.json, bench.log, pytest.log, train.log, calibration.txt and one
 # tarball per trained model directory.
-set -u
-START=$(date +%s)
+source benchmarks/_gpu_env.sh
 BUDGET=${1:-540}
-OUT=${OUT:?set OUT to a folder for the results}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-if [ -d .whl ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site:$PWD
-else
-    export PYTHONPATH=$PWD
-fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/bench.log"
 
 # 1. throughput, alone on the device

@@ -9,19 +9,8 @@
 #
 # Everything lands in $OUT: one tar per run (float16 model directory, history.json, loss.png),
 # gpu-train.json (speeds, steps, validation losses) and train.log.
-set -u
-START=$(date +%s)
+source benchmarks/_gpu_env.sh
 BUDGET=${1:-480}
-OUT=${OUT:?set OUT to a folder for the results}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-if [ -d .whl ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site:$PWD
-else
-    export PYTHONPATH=$PWD
-fi
 # four processes on the machine's cores: a few torch threads each, not all of them each
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-3}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null || echo "no nvidia-smi"
