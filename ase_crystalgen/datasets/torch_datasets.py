@@ -120,19 +120,7 @@ class CrystalDataset(Dataset):
 
     def conditions(self, i: int) -> dict[str, torch.Tensor]:
         """Condition tensors of structure ``i`` of the underlying data set."""
-        padded = torch.zeros(self.rows, dtype=torch.int64)
-        padded[: self._numbers.shape[1]] = self._numbers[i]
-        n = self._n_sites[i]
-        mask = torch.arange(self.rows) < n
-        sg = self._sg[i]
-        return {
-            "mask": mask,
-            "elements": self._tables.one_hot[padded].to(self.dtype),
-            "properties": self._tables.properties[padded].to(self.dtype),
-            "spacegroup_ops": self._tables.ops[sg].to(self.dtype),
-            "spacegroup": sg,
-            "n_sites": n,
-        }
+        return {k: v[0] for k, v in self.batch_conditions(np.array([i])).items()}
 
     def batch_conditions(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
         """:meth:`conditions` of the structures ``rows`` of the data set, stacked in one go."""

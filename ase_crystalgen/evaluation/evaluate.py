@@ -23,8 +23,7 @@ from ..inference.pipeline import decode, load_model, sample_tensors
 
 
 def _conditions(dataset, indices: list[int]) -> dict[str, torch.Tensor]:
-    items = [dataset.conditions(i) for i in indices]
-    out = {k: torch.stack([it[k] for it in items]) for k in items[0]}
+    out = dataset.batch_conditions(np.asarray(indices, dtype=np.int64))
     out["energy"] = torch.as_tensor(dataset.data.arrays["energy"][indices], dtype=torch.float32)
     return out
 
