@@ -616,8 +616,11 @@ def _cmd_ranker(args) -> int:
         from .relaxation import check_calculator
 
         check_calculator(calculator)
+    if args.noisy_copies < 0:
+        raise InputError(f"--noisy-copies {args.noisy_copies}: give 0 or more")
     ranker = EnergyRanker.fit([data.atoms(i) for i in idx], data.arrays["energy"][idx], calculator=calculator,
-                              n_components=args.components, progress=args.progress)
+                              n_components=args.components, progress=args.progress,
+                              noisy_copies=args.noisy_copies, crystal_features=args.crystal_features)
     ranker.card["data"] = os.path.basename(os.path.normpath(args.data))
     ranker.card["split"] = args.split
     ranker.save(args.out)
@@ -1032,7 +1035,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("ranker", "fit the energy ranker that picks among candidate samples",
                 "Fit an EnergyRanker on the structures and energies of a processed data set (its "
                 "training split by default): per-element reference energies, optionally a "
-                "calculator's energy, and kernel ridge regression on an environment fingerprint. "
+                "calculator's energy, and kernel ridge regression on an environment fingerprint "
+                "(with CHGNet's crystal features when the calculator is chgnet), also fitted on "
+                "noisy copies of the structures so that it reads unrelaxed samples. "
                 "Put it in a model directory as ranker.npz to use --candidates.")
     p.add_argument("data", metavar="DATA", help="processed data set directory")
     p.add_argument("--out", required=True, help="ranker file to write (.npz), e.g. MODEL/ranker.npz")
@@ -1042,6 +1047,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "none (default: chgnet)")
     p.add_argument("--components", type=int, default=128,
                    help="principal components of the fingerprint kept (default: 128)")
+    p.add_argument("--noisy-copies", type=int, default=2,
+                   help="randomly displaced and strained copies of every structure fitted with its energy "
+                        "(default: 2; 0 when the energies are those of the exact geometries)")
+    p.add_argument("--crystal-features", action=argparse.BooleanOptionalAction, default=None,
+                   help="add CHGNet's crystal features to the kernel's inputs "
+                        "(default: with --calculator chgnet)")
     _progress_option(p)
     p.set_defaults(func=_cmd_ranker)
 

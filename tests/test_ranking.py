@@ -87,17 +87,17 @@ def test_per_element_energies_are_recovered_exactly():
 def test_a_calculators_own_energies_are_reproduced():
     # labels made by EMT, ranker told to use EMT: the calculator term carries them exactly
     train, test = _alloys(60, 0), _alloys(20, 1)
-    ranker = EnergyRanker.fit(train, _emt(train), calculator="emt")
-    assert ranker.calculator == "emt"
+    ranker = EnergyRanker.fit(train, _emt(train), calculator="emt", noisy_copies=0)
+    assert ranker.calculator == "emt" and not ranker.card["crystal_features"]
     assert np.max(np.abs(ranker.predict(test) - _emt(test))) < 5e-3
     # without the calculator the fingerprint regression has to learn EMT, and does worse
-    plain = EnergyRanker.fit(train, _emt(train), calculator=None)
+    plain = EnergyRanker.fit(train, _emt(train), calculator=None, noisy_copies=0)
     assert np.mean(np.abs(plain.predict(test) - _emt(test))) > np.mean(np.abs(ranker.predict(test) - _emt(test)))
 
 
 def test_choose_keeps_the_candidate_closest_to_the_request_and_skips_bad_ones():
     train = _alloys(60, 0)
-    ranker = EnergyRanker.fit(train, _emt(train), calculator="emt")
+    ranker = EnergyRanker.fit(train, _emt(train), calculator="emt", noisy_copies=0)
     groups = [_alloys(5, 10 + g) for g in range(4)]
     wanted = [float(_emt(g).min()) for g in groups[:2]] + [float(_emt(g).max()) for g in groups[2:]]
     picks = ranker.choose(groups, wanted)
@@ -114,6 +114,68 @@ def test_choose_keeps_the_candidate_closest_to_the_request_and_skips_bad_ones():
     assert ranker.choose([group], [target])[0] == 2
     with pytest.raises(ValueError, match="2 candidate groups but 1 energies"):
         ranker.choose([group, group], [target])
+
+
+def _relaxed_alloys(n: int, seed: int) -> list[Atoms]:
+    """Cu-Au-Ag fcc cells with random occupations, relaxed with EMT (positions only)."""
+    from ase.optimize import BFGS
+
+    out = []
+    for atoms in _alloys(n, seed):
+        atoms.calc = EMT()
+        BFGS(atoms, logfile=None).run(fmax=0.02, steps=200)
+        atoms.calc = None
+        out.append(atoms)
+    return out
+
+
+def test_noisy_copies_teach_the_ranker_to_read_unrelaxed_geometry():
+    # energies are those of relaxed crystals; the ranker is asked about displaced and strained
+    # copies of unseen ones (what a generator's samples are). With noisy copies in the fit it
+    # predicts the relaxed energy from the unrelaxed geometry better than without.
+    from ase_crystalgen.inference.ranking import _rattled
+
+    train, test = _relaxed_alloys(60, 0), _relaxed_alloys(20, 1)
+    y_train, y_test = _emt(train), _emt(test)
+    rattled = _rattled(test, np.random.default_rng(5))
+    errors = {}
+    for copies in (0, 2):
+        ranker = EnergyRanker.fit(train, y_train, calculator="emt", noisy_copies=copies)
+        assert ranker.card["noisy_copies"] == copies and ranker.card["n_structures"] == 60
+        errors[copies] = np.mean(np.abs(ranker.predict(rattled) - y_test))
+    assert errors[2] < 0.8 * errors[0]
+    # the copies keep the atoms, their order and the structure's identity; only geometry moves
+    again = _rattled(test[:3], np.random.default_rng(5))
+    for a, b, c in zip(test[:3], again, rattled[:3]):
+        assert list(a.numbers) == list(b.numbers) and np.allclose(b.positions, c.positions)
+        assert 0.02 < np.sqrt(np.mean((b.positions - a.positions) ** 2)) < 0.4
+    with pytest.raises(ValueError, match="noisy_copies must be 0 or more"):
+        EnergyRanker.fit(train, y_train, noisy_copies=-1)
+    with pytest.raises(ValueError, match="crystal_features need calculator=.chgnet., not None"):
+        EnergyRanker.fit(train, y_train, crystal_features=True)
+    with pytest.raises(ValueError, match="calculator_values are the energies of the structures given"):
+        EnergyRanker.fit(train, y_train, calculator="emt", calculator_values=y_train)
+
+
+def test_chgnet_crystal_features_ranker_reproduces_chgnet_and_round_trips(tmp_path):
+    pytest.importorskip("chgnet")
+    from ase_crystalgen.inference.ranking import calculator_energies
+
+    train, test = _alloys(24, 0), _alloys(6, 1)
+    e_train, feats = calculator_energies(train, "chgnet", crystal_features=True)
+    assert feats.shape == (24, 64) and np.all(np.isfinite(feats))
+    # the same energies as without features, and as CHGNet's ASE calculator
+    assert np.allclose(calculator_energies(train, "chgnet"), e_train, atol=1e-6)
+    # labels that are CHGNet's own energies are carried by the linear calculator term
+    ranker = EnergyRanker.fit(train, e_train, calculator="chgnet", noisy_copies=0, n_components=16)
+    assert ranker.card["crystal_features"] and ranker.card["format"] == 2
+    assert np.max(np.abs(ranker.predict(test) - calculator_energies(test, "chgnet"))) < 5e-3
+    path = ranker.save(tmp_path / "ranker.npz")
+    assert np.array_equal(EnergyRanker.load(path).predict(test), ranker.predict(test))
+    with pytest.raises(ValueError, match="crystal features come from CHGNet; the calculator is EMT"):
+        calculator_energies(test, "emt", crystal_features=True)
+    with pytest.raises(ValueError, match="uses CHGNet's crystal features: leave calculator_values out"):
+        ranker.predict(test, calculator_values=np.zeros(6))
 
 
 def test_save_and_load_round_trip_and_bad_files_are_named(tmp_path):
@@ -152,7 +214,8 @@ def test_generator_candidates_return_the_ranked_best_of_the_same_draws():
 
     gen = CrystalGenerator.from_pretrained("tiny-ddpm")
     train = _alloys(40, 0)
-    ranker = EnergyRanker.fit([a for a in train if set(a.numbers) <= {29, 79, 47}], _emt(train), calculator="emt")
+    ranker = EnergyRanker.fit([a for a in train if set(a.numbers) <= {29, 79, 47}], _emt(train), calculator="emt",
+                              noisy_copies=0)
     kwargs = dict(spacegroup=221, formation_energy=-0.05, steps=10, seed=4, threads=1)
     plain = gen.sample("Cu3Au", n=4, **kwargs)
     best = gen.sample("Cu3Au", n=1, candidates=4, ranker=ranker, **kwargs)
@@ -254,7 +317,7 @@ def test_cli_ranker_fits_a_processed_data_set(tmp_path, capsys):
     data = ProcessedDataset.load(tmp_path / "data")
     idx = data.indices("train")
     assert ranker.card["split"] == "train" and ranker.card["n_structures"] == len(idx)
-    assert ranker.calculator is None
+    assert ranker.calculator is None and ranker.card["noisy_copies"] == 2 and not ranker.card["crystal_features"]
     # it reproduces the energies it was fitted on closely (kernel ridge interpolates)
     fitted = ranker.predict([data.atoms(i) for i in idx])
     assert np.mean(np.abs(fitted - data.arrays["energy"][idx])) < 0.5 * np.std(data.arrays["energy"][idx])
@@ -262,3 +325,5 @@ def test_cli_ranker_fits_a_processed_data_set(tmp_path, capsys):
     assert "ending in .npz" in capsys.readouterr().err
     assert main([*args, "--out", str(out), "--split", "test"]) == 2
     assert "a ranker needs 10" in capsys.readouterr().err
+    assert main([*args, "--out", str(out), "--noisy-copies", "-1"]) == 2
+    assert "--noisy-copies -1: give 0 or more" in capsys.readouterr().err

@@ -16,8 +16,15 @@ The ranker, fitted on the generator's training structures and their energies:
    CHGNet knows which site a cation prefers; the per-element terms absorb the difference
    between its reference energies and the data set's);
 2. kernel ridge regression (Gaussian kernel) of the residual on an environment fingerprint
-   (:func:`environment_fingerprint`: element properties times coordination channels,
-   standardised and reduced to principal components) and the calculator's energy.
+   (:func:`environment_fingerprint`: element properties times coordination channels), with
+   CHGNet's crystal features when the calculator is CHGNet, standardised and reduced to
+   principal components, and the calculator's energy.
+
+The structures it is fitted on are relaxed ones; the candidates it ranks are a generator's
+unrelaxed samples. So by default it also learns from two noisy copies of every training
+structure (atoms displaced by 0.1 A, the cell strained by 1.5 %, both Gaussian) with the
+energy of the structure they were made from: it learns that a slightly wrong geometry of a
+crystal still means that crystal's energy.
 
 Saved as one ``.npz`` (``ranker.npz`` in a model directory is picked up by
 ``CrystalGenerator``).
@@ -35,7 +42,11 @@ from ase import Atoms
 
 #: file name a model directory's ranker has
 RANKER_FILE = "ranker.npz"
-_FORMAT = 1
+_FORMAT = 2
+#: formats :meth:`EnergyRanker.load` reads (format 1 has no crystal features)
+_READS = (1, 2)
+#: Gaussian displacement (Angstrom) and strain of the noisy copies :meth:`EnergyRanker.fit` adds
+NOISE = (0.1, 0.015)
 _CENTRES = np.array([0.8, 0.95, 1.1, 1.25, 1.4, 1.6])
 _WIDTH = 0.1
 _XMAX = 1.9
@@ -108,6 +119,18 @@ def environment_fingerprint(atoms: Atoms) -> np.ndarray:
     return np.concatenate([np.ravel(a) for a in parts])
 
 
+def _rattled(structures: Sequence[Atoms], rng: np.random.Generator) -> list[Atoms]:
+    """Copies with Gaussian displacements and a random strain of the cell (:data:`NOISE`)."""
+    sigma, strain = NOISE
+    out = []
+    for atoms in structures:
+        a = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell[:], pbc=True)
+        a.set_cell(a.cell[:] @ (np.eye(3) + rng.normal(0.0, strain, (3, 3))), scale_atoms=True)
+        a.positions += rng.normal(0.0, sigma, a.positions.shape)
+        out.append(a)
+    return out
+
+
 def _fractions(structures: Sequence[Atoms]) -> np.ndarray:
     out = np.zeros((len(structures), _Z_MAX))
     for k, atoms in enumerate(structures):
@@ -116,13 +139,17 @@ def _fractions(structures: Sequence[Atoms]) -> np.ndarray:
 
 
 def calculator_energies(
-    structures: Sequence[Atoms], calculator: Any, progress: bool = False, batch_size: int = 64
-) -> np.ndarray:
+    structures: Sequence[Atoms], calculator: Any, progress: bool = False, batch_size: int = 64,
+    crystal_features: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Energy per atom of every structure under ``calculator`` (a name or an ASE calculator).
 
     Names are those of :func:`ase_crystalgen.relaxation.calculators.get_calculator`
     (``"chgnet"``, ``"emt"``, ...). CHGNet evaluates in batches of ``batch_size`` through its
     own ``predict_structure`` (the same energies as its ASE calculator, several times faster).
+    With ``crystal_features`` (CHGNet only) it returns ``(energies, features)``, the features
+    being CHGNet's pooled crystal representation (one row per structure), which comes with
+    the energy at no extra cost.
     """
     from tqdm.auto import tqdm
 
@@ -130,19 +157,26 @@ def calculator_energies(
 
     calc = calculator if hasattr(calculator, "get_potential_energy") else get_calculator(calculator)
     model = getattr(calc, "model", None)
-    if type(calc).__name__ == "CHGNetCalculator" and hasattr(model, "predict_structure"):
+    is_chgnet = type(calc).__name__ == "CHGNetCalculator" and hasattr(model, "predict_structure")
+    if crystal_features and not is_chgnet:
+        raise ValueError(f"crystal features come from CHGNet; the calculator is {type(calc).__name__}")
+    if is_chgnet:
         from pymatgen.io.ase import AseAtomsAdaptor
 
-        out = []
+        out, feats = [], []
         bar = tqdm(total=len(structures), desc="calculator energies", unit="structures", disable=not progress)
         for start in range(0, len(structures), batch_size):
-            chunk = [AseAtomsAdaptor.get_structure(a) for a in structures[start : start + batch_size]]
-            pred = model.predict_structure(chunk, task="e", batch_size=batch_size)
+            chunk = [AseAtomsAdaptor.get_structure(Atoms(a.numbers, a.positions, cell=a.cell[:], pbc=True))
+                     for a in structures[start : start + batch_size]]
+            pred = model.predict_structure(chunk, task="e", batch_size=batch_size,
+                                           return_crystal_feas=crystal_features)
             pred = pred if isinstance(pred, list) else [pred]
             out += [float(np.ravel(r["e"])[0]) for r in pred]
+            if crystal_features:
+                feats += [np.asarray(r["crystal_fea"], dtype=float).ravel() for r in pred]
             bar.update(len(chunk))
         bar.close()
-        return np.array(out)
+        return (np.array(out), np.array(feats)) if crystal_features else np.array(out)
     out = []
     for atoms in tqdm(structures, desc="calculator energies", unit="structures", disable=not progress):
         a = atoms.copy()
@@ -179,14 +213,21 @@ class EnergyRanker:
         seed: int = 0,
         progress: bool = False,
         calculator_values: Sequence[float] | None = None,
+        noisy_copies: int = 2,
+        crystal_features: bool | None = None,
     ) -> EnergyRanker:
         """Fit on ``structures`` and their conditioning ``energies`` (eV/atom).
 
         ``calculator`` (a name such as ``"chgnet"``; None: no calculator term) adds its energy per
         atom to the linear term and the kernel's inputs; ``calculator_values`` gives those
-        energies when they are already known. ``holdout`` of the structures (at random, ``seed``)
-        is first left out to measure the error reported in ``card["holdout_mae"]``; the ranker is
-        then refitted on all of them.
+        energies when they are already known (then without noisy copies or crystal features,
+        which need the calculator). ``noisy_copies`` copies of every structure, displaced and
+        strained at random by :data:`NOISE` (``seed``), are fitted with its energy too (0: none;
+        use 0 when the energies belong to the exact geometries given, not to relaxed crystals).
+        ``crystal_features`` adds CHGNet's crystal features to the kernel's inputs (None: when
+        ``calculator`` is ``"chgnet"``). ``holdout`` of the structures (at random, ``seed``) is
+        first left out, with their copies, to measure the error on them reported in
+        ``card["holdout_mae"]``; the ranker is then refitted on all of them.
         """
         structures = list(structures)
         y = np.asarray(energies, dtype=float)
@@ -197,32 +238,57 @@ class EnergyRanker:
         if not np.all(np.isfinite(y)):
             bad = np.flatnonzero(~np.isfinite(y))[:5].tolist()
             raise ValueError(f"energies contain NaN or infinity (at {bad})")
+        noisy_copies = int(noisy_copies)
+        if noisy_copies < 0:
+            raise ValueError(f"noisy_copies must be 0 or more, got {noisy_copies}")
+        if crystal_features is None:
+            crystal_features = calculator is not None and str(calculator).lower() == "chgnet"
+        if crystal_features and (calculator is None
+                                 or isinstance(calculator, str) and calculator.lower() != "chgnet"):
+            raise ValueError(f"crystal_features need calculator='chgnet', not {calculator!r}")
+        if calculator_values is not None and (crystal_features or noisy_copies):
+            raise ValueError("calculator_values are the energies of the structures given; with noisy copies "
+                             "or crystal features the calculator is needed: pass noisy_copies=0 and "
+                             "crystal_features=False, or leave calculator_values out")
         from tqdm.auto import tqdm
 
+        rng = np.random.default_rng(seed)
+        copies = [_rattled(structures, rng) for _ in range(noisy_copies)]
+        everything = structures + [a for c in copies for a in c]
         fp = np.array([environment_fingerprint(a) for a in tqdm(
-            structures, desc="fingerprints", unit="structures", disable=not progress)])
+            everything, desc="fingerprints", unit="structures", disable=not progress)])
         if calculator is None:
             calc = None
         elif calculator_values is not None:
             calc = np.asarray(calculator_values, dtype=float)
             if calc.shape != y.shape:
                 raise ValueError(f"calculator_values has shape {calc.shape}, energies {y.shape}")
+        elif crystal_features:
+            calc, features = calculator_energies(everything, calculator, progress=progress,
+                                                 crystal_features=True)
+            fp = np.column_stack([fp, features, features])
         else:
-            calc = calculator_energies(structures, calculator, progress=progress)
-        comp = _fractions(structures)
-        rng = np.random.default_rng(seed)
+            calc = calculator_energies(everything, calculator, progress=progress)
+        comp = np.concatenate([_fractions(structures)] * (1 + noisy_copies))
+        labels = np.concatenate([y] * (1 + noisy_copies))
         test = np.zeros(len(y), dtype=bool)
         if holdout > 0:
             test[rng.permutation(len(y))[: max(1, int(round(holdout * len(y))))]] = True
-        trial = cls._solve(fp[~test], comp[~test], None if calc is None else calc[~test], y[~test],
+        train = ~np.concatenate([test] * (1 + noisy_copies))
+        clean_test = np.concatenate([test, np.zeros(len(y) * noisy_copies, dtype=bool)])
+        trial = cls._solve(fp[train], comp[train], None if calc is None else calc[train], labels[train],
                            n_components, alpha)
         mae = None
         if test.any():
-            pred = trial._predict(fp[test], comp[test], None if calc is None else calc[test])
+            pred = trial._predict(fp[clean_test], comp[clean_test],
+                                  None if calc is None else calc[clean_test])
             mae = float(np.mean(np.abs(pred - y[test])))
-        ranker = cls._solve(fp, comp, calc, y, n_components, alpha)
+        ranker = cls._solve(fp, comp, calc, labels, n_components, alpha)
         ranker.card.update(
             calculator=None if calculator is None else str(calculator),
+            crystal_features=bool(crystal_features),
+            noisy_copies=noisy_copies,
+            noise=list(NOISE) if noisy_copies else None,
             n_structures=len(y),
             holdout_fraction=float(holdout),
             holdout_mae=mae,
@@ -300,7 +366,13 @@ class EnergyRanker:
             )
         fp = np.array([environment_fingerprint(a) for a in structures])
         calc = None
-        if self.card.get("uses_calculator"):
+        if self.card.get("crystal_features"):
+            if calculator_values is not None:
+                raise ValueError("this ranker uses CHGNet's crystal features: leave calculator_values out")
+            calc, features = calculator_energies(structures, self.calculator, progress=progress,
+                                                 crystal_features=True)
+            fp = np.column_stack([fp, features, features])
+        elif self.card.get("uses_calculator"):
             calc = (np.asarray(calculator_values, dtype=float) if calculator_values is not None
                     else calculator_energies(structures, self.calculator, progress=progress))
         return self._predict(fp, _fractions(structures), calc)
@@ -383,9 +455,10 @@ class EnergyRanker:
         missing = need - set(arrays) - {"card"}
         if missing:
             raise ValueError(f"{path} is not an energy ranker: missing {', '.join(sorted(missing))}")
-        if card.get("format") != _FORMAT:
+        if card.get("format") not in _READS:
             raise ValueError(
-                f"{path}: energy ranker format {card.get('format')!r}, this version reads {_FORMAT}"
+                f"{path}: energy ranker format {card.get('format')!r}, this version reads "
+                f"{', '.join(map(str, _READS))}"
             )
         if arrays["dual"].shape[0] != arrays["train_inputs"].shape[0] or not all(
             np.all(np.isfinite(v)) for v in arrays.values()
