@@ -99,33 +99,17 @@ def draw(model: str, data, split: str, m: int, steps: int | None, limit: int | N
 
 def features(structures: list) -> dict:
     """CHGNet energy per atom and crystal features, and the ranker's fingerprint."""
-    from ase import Atoms
-    from chgnet.model import CHGNet
-    from pymatgen.io.ase import AseAtomsAdaptor
-    from tqdm.auto import tqdm
+    from ase_crystalgen.inference.ranking import calculator_energies, environment_fingerprint
 
-    from ase_crystalgen.inference.ranking import environment_fingerprint
-
-    model = CHGNet.load(verbose=False)
     ok = np.array([np.isfinite(a.positions).all() and np.isfinite(a.cell.array).all()
                    and abs(a.cell.volume) > 1e-3 for a in structures])
+    good = [structures[i] for i in np.flatnonzero(ok)]
+    e_good, cf_good = calculator_energies(good, "chgnet", progress=True, crystal_features=True)
+    fp_good = np.array([environment_fingerprint(a) for a in good])
     e = np.full(len(structures), np.nan)
-    cf = np.full((len(structures), 64), np.nan)
-    fp = None
-    good = np.flatnonzero(ok)
-    for start in tqdm(range(0, len(good), 64), desc="CHGNet features"):
-        chunk = good[start : start + 64]
-        st = [AseAtomsAdaptor.get_structure(Atoms(structures[i].numbers, structures[i].positions,
-                                                  cell=structures[i].cell[:], pbc=True)) for i in chunk]
-        pred = model.predict_structure(st, task="e", return_crystal_feas=True, batch_size=64)
-        pred = pred if isinstance(pred, list) else [pred]
-        for i, p in zip(chunk, pred):
-            e[i] = float(np.ravel(p["e"])[0])
-            cf[i] = np.ravel(p["crystal_fea"])
-            f = environment_fingerprint(structures[i])
-            if fp is None:
-                fp = np.full((len(structures), len(f)), np.nan)
-            fp[i] = f
+    cf = np.full((len(structures), cf_good.shape[1]), np.nan)
+    fp = np.full((len(structures), fp_good.shape[1]), np.nan)
+    e[ok], cf[ok], fp[ok] = e_good, cf_good, fp_good
     return dict(e=e, cf=cf, fp=fp, ok=ok)
 
 
