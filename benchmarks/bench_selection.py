@@ -9,8 +9,8 @@ features and the ranker's environment fingerprint. Then it scores selection rule
 each on the same draws, so the rows differ only in the rule:
 
 * ``first candidate``: no selection (the plain k = 1 rate of these draws);
-* ``shipped ranker``: the model's ``ranker.npz``, the rule ``evaluate --candidates`` uses
-  (it reproduces that command's match rate exactly);
+* ``baseline ranker``: ``--ranker`` (default: the model's ``ranker.npz``), by the rule
+  ``evaluate --candidates`` uses (it reproduces that command's match rate exactly);
 * ``refit``: the ranker's model (linear + kernel ridge) refitted on the training split, then
   with CHGNet's crystal features added to the kernel's inputs, with two noisy copies of
   every training structure (Gaussian displacements of 0.1 A, 1.5 % random strain) so that
@@ -18,16 +18,19 @@ each on the same draws, so the rows differ only in the rule:
 * ``on-policy`` (``--on-policy n``): the refit with crystal features, trained as well on
   the generator's own samples for the training split (n per structure) that match their
   training structure, labelled with its energy;
-* ``training lookup`` (``--lookup``): the shipped ranker, but a candidate that matches a training structure
-  of the same formula gets that structure's energy instead of a prediction;
+* ``training lookup`` (``--lookup``): the baseline ranker, but a candidate that matches a
+  training structure of the same formula gets that structure's energy instead of a prediction;
 * ``oracle``: a candidate matches whenever any does (the k = m match rate).
 
-Every row also gives, against the shipped ranker, the test structures it wins and loses.
+Every row also gives, against the baseline ranker, the test structures it wins and loses.
 Everything is cached under ``--out`` (written atomically) and reused on a rerun, so an
 interrupted run resumes. The table goes to ``docs/benchmarks/<name>.md``.
 
+    git show 86e44b6:ase_crystalgen/data/models/perov5-flow/ranker.npz \\
+        > runs/selection/perov5-ranker-format1.npz
     python benchmarks/bench_selection.py ase_crystalgen/data/models/perov5-flow --data data/perov5-test-m12 \\
-        --train-data data/perov5-val-m12 --candidates 8 --on-policy 4 --lookup --out runs/selection/perov5
+        --train-data data/perov5-val-m12 --candidates 8 --on-policy 4 --lookup \\
+        --ranker runs/selection/perov5-ranker-format1.npz --out runs/selection/perov5
     python benchmarks/bench_selection.py ase_crystalgen/data/models/carbon24-flow \\
         --data data/carbon24-val-m24 --split val --train-data data/carbon24-val-m24 \\
         --candidates 20 --steps 100 --out runs/selection/carbon24
@@ -113,17 +116,6 @@ def features(structures: list) -> dict:
     return dict(e=e, cf=cf, fp=fp, ok=ok)
 
 
-def noisy(structures: list, seed: int) -> list:
-    rng = np.random.default_rng(seed)
-    out = []
-    for a in structures:
-        b = a.copy()
-        b.positions += rng.normal(0.0, 0.1, b.positions.shape)
-        b.set_cell(b.cell[:] @ (np.eye(3) + rng.normal(0.0, 0.015, (3, 3))), scale_atoms=True)
-        out.append(b)
-    return out
-
-
 def choose(pred: np.ndarray, requested: np.ndarray, excluded: np.ndarray, close: np.ndarray) -> np.ndarray:
     """The rule of ``EnergyRanker.choose``: closest predicted energy; excluded candidates never,
     close contacts only when the group has nothing else."""
@@ -148,6 +140,8 @@ def main(argv=None) -> int:
     p.add_argument("--lookup", action="store_true",
                    help="add the training-lookup row (matches every candidate against the training "
                         "structures of its formula: slow where a formula has many)")
+    p.add_argument("--ranker", default=None,
+                   help="the baseline ranker the other rows are compared with (default: MODEL/ranker.npz)")
     p.add_argument("--out", required=True)
     p.add_argument("--name", default=None,
                    help="docs/benchmarks/<name>.md (default: selection-<out dir name>)")
@@ -155,7 +149,7 @@ def main(argv=None) -> int:
 
     from ase_crystalgen.datasets.cache import ProcessedDataset
     from ase_crystalgen.evaluation.metrics import MATCHER_OPTIONS, TOLERANCES, _to_structure
-    from ase_crystalgen.inference.ranking import EnergyRanker, _fractions
+    from ase_crystalgen.inference.ranking import EnergyRanker, _fractions, _kernel_features, _rattled
     from ase_crystalgen.structures import CONTACT_FRACTION, flag_close_contacts
 
     out = Path(args.out)
@@ -172,7 +166,8 @@ def main(argv=None) -> int:
     tatoms = [train.atoms(i) for i in tidx]
     ty = np.asarray(train.arrays["energy"][tidx], dtype=float)
     tfeats = _cached(out / "train_features.pkl",
-                     lambda: [features(tatoms)] + [features(noisy(tatoms, seed)) for seed in (1, 2)])
+                     lambda: [features(tatoms)]
+                     + [features(_rattled(tatoms, np.random.default_rng(seed))) for seed in (1, 2)])
 
     flag_close_contacts(flat, CONTACT_FRACTION)
     excluded = np.array(["invalid" in a.info for a in flat]) | ~feats["ok"]
@@ -186,19 +181,20 @@ def main(argv=None) -> int:
 
     def predict(ranker, with_cf: bool) -> np.ndarray:
         ok = feats["ok"]
-        x = np.column_stack([feats["fp"], feats["cf"], feats["cf"]]) if with_cf else feats["fp"]
+        x = _kernel_features(feats["fp"], feats["cf"] if with_cf else None)
         pred = np.full(len(flat), np.nan)
         pred[ok] = ranker._predict(x[ok], comp[ok], feats["e"][ok])
         return pred.reshape(n, m)
 
-    shipped = EnergyRanker.load(Path(args.model) / "ranker.npz")
-    base = predict(shipped, False)
-    rows.append(("shipped ranker", choose(base, requested, excluded, close)))
+    baseline = Path(args.ranker) if args.ranker else Path(args.model) / "ranker.npz"
+    ranker = EnergyRanker.load(baseline)
+    base = predict(ranker, bool(ranker.card.get("crystal_features")))
+    rows.append((f"baseline ranker ({baseline.name}, format {ranker.card['format']})",
+                 choose(base, requested, excluded, close)))
 
     def refit(with_cf: bool, copies: int, extra=None) -> EnergyRanker:
         parts = tfeats[: 1 + copies]
-        fp = np.concatenate([np.column_stack([f["fp"], f["cf"], f["cf"]]) if with_cf else f["fp"]
-                             for f in parts])
+        fp = np.concatenate([_kernel_features(f["fp"], f["cf"] if with_cf else None) for f in parts])
         e = np.concatenate([f["e"] for f in parts])
         comps = np.concatenate([tcomp] * len(parts))
         y = np.concatenate([ty] * len(parts))
@@ -219,7 +215,7 @@ def main(argv=None) -> int:
         keep = (own["matched"]["field"].ravel() & own_feats["ok"]
                 & np.array(["invalid" not in a.info for a in own_flat]))
         own_y = np.repeat(np.asarray(train.arrays["energy"][own["targets_idx"]], dtype=float), args.on_policy)
-        extra = (np.column_stack([own_feats["fp"], own_feats["cf"], own_feats["cf"]])[keep],
+        extra = (_kernel_features(own_feats["fp"], own_feats["cf"])[keep],
                  own_feats["e"][keep],
                  _fractions(own_flat)[keep], own_y[keep])
         rows.append((f"on-policy ({int(keep.sum())} matched own samples) + crystal features",
@@ -251,14 +247,14 @@ def main(argv=None) -> int:
         return pred
 
     if args.lookup:
-        rows.append(("training lookup, else shipped ranker",
+        rows.append(("training lookup, else baseline ranker",
                      choose(_cached(out / "lookup.pkl", lookup), requested, excluded, close)))
 
     ref = rows[1][1]
     lines = [f"{Path(args.model).name} on {n} structures of the {args.split} split of "
              f"{Path(args.data).name}, {m} candidates each, "
              f"{'default' if args.steps is None else args.steps} steps, seed 0.", "",
-             "| selection | field | paper | field wins / losses vs shipped | paper wins / losses |",
+             "| selection | field | paper | field wins / losses vs baseline | paper wins / losses |",
              "|---|---:|---:|---:|---:|"]
     for label, pick in rows:
         cells = []

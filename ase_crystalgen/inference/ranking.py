@@ -131,6 +131,14 @@ def _rattled(structures: Sequence[Atoms], rng: np.random.Generator) -> list[Atom
     return out
 
 
+def _kernel_features(fingerprints: np.ndarray, crystal_features: np.ndarray | None = None) -> np.ndarray:
+    """The kernel's inputs before standardisation: the fingerprints, and CHGNet's crystal
+    features counted twice (they carry more than as many fingerprint numbers)."""
+    if crystal_features is None:
+        return fingerprints
+    return np.column_stack([fingerprints, crystal_features, crystal_features])
+
+
 def _fractions(structures: Sequence[Atoms]) -> np.ndarray:
     out = np.zeros((len(structures), _Z_MAX))
     for k, atoms in enumerate(structures):
@@ -266,7 +274,7 @@ class EnergyRanker:
         elif crystal_features:
             calc, features = calculator_energies(everything, calculator, progress=progress,
                                                  crystal_features=True)
-            fp = np.column_stack([fp, features, features])
+            fp = _kernel_features(fp, features)
         else:
             calc = calculator_energies(everything, calculator, progress=progress)
         comp = np.concatenate([_fractions(structures)] * (1 + noisy_copies))
@@ -371,7 +379,7 @@ class EnergyRanker:
                 raise ValueError("this ranker uses CHGNet's crystal features: leave calculator_values out")
             calc, features = calculator_energies(structures, self.calculator, progress=progress,
                                                  crystal_features=True)
-            fp = np.column_stack([fp, features, features])
+            fp = _kernel_features(fp, features)
         elif self.card.get("uses_calculator"):
             calc = (np.asarray(calculator_values, dtype=float) if calculator_values is not None
                     else calculator_energies(structures, self.calculator, progress=progress))
